@@ -1,0 +1,198 @@
+"""The `der` command for operators.
+
+A user's mistake (bad file, bad value, unreachable database) ends in one line on stderr and
+a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from der_assets import config
+from der_assets.errors import UserError, ValidationFailed
+
+MAX_PROBLEMS_SHOWN = 200
+
+
+def _engine(url: str | None):
+    from der_assets.warehouse import connect_warehouse
+
+    return connect_warehouse(url or config.warehouse_url())
+
+
+url_option = click.option("--url", envvar=config.WAREHOUSE_URL_ENV, default=None,
+                          help="Warehouse SQLAlchemy URL (default: $DER_WAREHOUSE_URL, else SQLite in $DER_HOME).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """der_assets: run a DER fleet as one ISO capacity resource."""
+
+
+# ---- db -------------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """The warehouse schema."""
+
+
+@db.command("upgrade")
+@url_option
+def db_upgrade(url: str | None) -> None:
+    """Apply the schema to the warehouse (safe to repeat)."""
+    from der_assets.warehouse.engine import make_engine, upgrade
+
+    engine = make_engine(url or config.warehouse_url())
+    version = upgrade(engine)
+    click.echo(f"warehouse {engine.url.render_as_string(hide_password=True)} at schema version {version}")
+
+
+@db.command("ddl")
+@click.option("--dialect", type=click.Choice(["postgresql", "sqlite"]), default="postgresql")
+def db_ddl(dialect: str) -> None:
+    """Print the CREATE statements for one dialect (as kept in sql/)."""
+    from der_assets.warehouse.engine import render_ddl
+
+    click.echo(render_ddl(dialect), nl=False)
+
+
+# ---- registry -------------------------------------------------------------------------------
+@cli.group()
+def registry() -> None:
+    """Subscribers, sites, meter points and devices."""
+
+
+@registry.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Only validate; write nothing.")
+@url_option
+def registry_import(file: Path, dry_run: bool, url: str | None) -> None:
+    """Import a registry CSV or XLSX file: all rows or none."""
+    from der_assets.registry.service import import_registry_file
+
+    summary = import_registry_file(_engine(url), file, dry_run=dry_run)
+    verb = "would write" if dry_run else "wrote"
+    created = ", ".join(f"{n} {e}s" for e, n in summary.created.items() if n) or "nothing new"
+    changed = ", ".join(f"{n} {e}s" for e, n in summary.changed.items() if n) or "nothing"
+    click.echo(f"{file}: {summary.rows_read} rows valid; {verb} {summary.versions_created} versions "
+               f"(created {created}; changed {changed})")
+
+
+@registry.command("validate")
+@url_option
+def registry_validate(url: str | None) -> None:
+    """Report ISO-enrollment completeness problems; exit 1 if there are any."""
+    from der_assets.registry.service import completeness_problems
+
+    problems = completeness_problems(_engine(url))
+    if problems.empty:
+        click.echo("registry complete: no enrollment problems")
+        return
+    lines = [f"{p.entity} {p.key}, column {p.column}: {p.problem} [{p.rule}]" for p in problems.itertuples()]
+    raise ValidationFailed(f"registry has {len(lines)} enrollment problem(s)", lines)
+
+
+@registry.command("export")
+@click.option("--iso", type=click.Choice(["pjm", "nyiso", "isone"], case_sensitive=False), default=None,
+              help="Write that ISO's asset inventory instead of the importable registry.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output CSV (default: stdout).")
+@url_option
+def registry_export(iso: str | None, out: Path | None, url: str | None) -> None:
+    """Write the current registry as CSV (importable, or an ISO inventory with --iso)."""
+    from der_assets.registry.files import to_text_frame
+    from der_assets.registry.service import export_registry
+
+    frame = export_registry(_engine(url), out, iso=iso)
+    if out is None:
+        text = to_text_frame(frame) if iso is None else frame
+        click.echo(text.to_csv(index=False, lineterminator="\n"), nl=False)
+    else:
+        click.echo(f"wrote {len(frame)} rows to {out}", err=True)
+
+
+@registry.command("history")
+@click.argument("entity", type=click.Choice(["subscriber", "site", "meter", "device"]))
+@click.argument("key")
+@url_option
+def registry_history(entity: str, key: str, url: str | None) -> None:
+    """Every version of one entity, with when and by what import it changed."""
+    from der_assets.registry.store import history
+
+    frame = history(_engine(url), entity, key)
+    if frame.empty:
+        raise UserError(f"{entity} {key!r} is not in the registry")
+    click.echo(frame.to_csv(index=False, lineterminator="\n"), nl=False)
+
+
+@registry.command("columns")
+def registry_columns() -> None:
+    """The import file's columns, as a Markdown table."""
+    from der_assets.registry.columns import render_markdown
+
+    click.echo(render_markdown(), nl=False)
+
+
+# ---- demo -----------------------------------------------------------------------------------
+@cli.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("fleet")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Registry file to write (.csv or .xlsx).")
+@click.option("--sites", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo_fleet_cmd(out: Path, sites: int, seed: int) -> None:
+    """Write the demo fleet as an importable registry file."""
+    from der_assets.registry.demo import demo_fleet
+    from der_assets.registry.files import write_registry_file
+
+    fleet = demo_fleet(sites, seed)
+    write_registry_file(fleet, out)
+    click.echo(f"wrote {sites} sites ({len(fleet)} devices) to {out}")
+
+
+# ---- dev ------------------------------------------------------------------------------------
+@cli.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--sites", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--setup-only", is_flag=True, help="Prepare the data home and demo fleet, do not start Dagster.")
+def dev(host: str, port: int, sites: int, setup_only: bool) -> None:
+    """Set up the data home and demo fleet, then start the Dagster UI."""
+    from der_assets.devserver import prepare, run_dagster_dev
+
+    env = prepare(n_sites=sites, echo=lambda m: click.echo(m, err=True))
+    if setup_only:
+        click.echo(json.dumps({k: env[k] for k in sorted(env) if k.startswith(("DER_", "DAGSTER_"))}, indent=1))
+        return
+    sys.exit(run_dagster_dev(env, host=host, port=port))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        result = cli.main(args=argv, prog_name="der", standalone_mode=False)
+    except ValidationFailed as exc:
+        for line in exc.problems[:MAX_PROBLEMS_SHOWN]:
+            click.echo(line, err=True)
+        if len(exc.problems) > MAX_PROBLEMS_SHOWN:
+            click.echo(f"... and {len(exc.problems) - MAX_PROBLEMS_SHOWN} more", err=True)
+        click.echo(f"der: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"der: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("der: aborted", err=True)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Dagster layer: one folder per domain, wiring the domain packages to Dagster."""

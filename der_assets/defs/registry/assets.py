@@ -1,0 +1,94 @@
+"""The registry in Dagster: the current registry, its ISO inventories, and the trigger on imports."""
+
+
+import hashlib
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from der_assets import config
+from der_assets.defs.resources import WarehouseResource
+from der_assets.registry.files import to_text_frame
+from der_assets.registry.iso_export import ISO_COLUMNS, iso_inventory, site_inventory
+from der_assets.registry.store import current_registry
+from der_assets.warehouse.schema import registry_imports
+
+iso_partitions = dg.StaticPartitionsDefinition(sorted(ISO_COLUMNS))
+
+
+def registry_fingerprint(registry: pd.DataFrame) -> str:
+    """A content hash of the current registry: equal registries, equal data versions."""
+    text = to_text_frame(registry).to_csv(index=False, lineterminator="\n")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dg.asset(
+    group_name="registry",
+    kinds={"sql", "pandas"},
+    description="The current asset registry: subscribers, sites, meter points and devices (one row per device).",
+)
+def asset_registry(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    engine = warehouse.engine()
+    registry = current_registry(engine)
+    inventory = site_inventory(registry)
+    with engine.connect() as conn:
+        last_import = conn.execute(sa.select(sa.func.max(registry_imports.c.import_id))).scalar()
+    by_edc = inventory.groupby("edc", dropna=False).size()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(registry),
+            "subscribers": int(registry["subscriber_id"].nunique()),
+            "sites": int(registry["site_id"].nunique()),
+            "devices": len(registry),
+            "pv_ac_kw": float(round(inventory["pv_ac_kw"].sum(), 3)),
+            "battery_kw": float(round(inventory["battery_kw"].sum(), 3)),
+            "battery_kwh": float(round(inventory["battery_kwh"].sum(), 3)),
+            "sites_by_edc": dg.MetadataValue.json({str(k): int(v) for k, v in by_edc.items()}),
+            "last_import_id": last_import if last_import is not None else 0,
+        },
+        data_version=dg.DataVersion(registry_fingerprint(registry)),
+    )
+
+
+@dg.asset(
+    group_name="registry",
+    kinds={"csv"},
+    deps=[asset_registry],
+    partitions_def=iso_partitions,
+    description="Per-ISO asset inventory with the data elements the ISO asks of a DER aggregator (docs/iso-export.md).",
+)
+def enrollment_package(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    iso = context.partition_key
+    inventory = iso_inventory(current_registry(warehouse.engine()), iso)
+    out = config.data_home() / "exports" / f"enrollment_{iso.lower()}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    inventory.to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(out)  # readers never see a half-written file
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(inventory),
+            "path": dg.MetadataValue.path(str(out)),
+            "battery_kw": float(round(inventory["battery_kw"].sum(), 3)) if len(inventory) else 0.0,
+        }
+    )
+
+
+registry_job = dg.define_asset_job(
+    "registry_refresh", selection=dg.AssetSelection.assets(asset_registry), description="Re-read the registry."
+)
+
+
+@dg.sensor(job=registry_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def registry_import_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    """Materialize asset_registry after each import that changed the registry."""
+    with warehouse.engine().connect() as conn:
+        last = conn.execute(sa.select(sa.func.max(registry_imports.c.import_id))).scalar()
+    if last is None:
+        return dg.SkipReason("the registry has never been imported")
+    if context.cursor and int(context.cursor) >= last:
+        return dg.SkipReason(f"no import since import {context.cursor}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"registry-import-{last}")], cursor=str(last)
+    )

@@ -1,0 +1,78 @@
+"""The asset inventory an ISO asks of a DER aggregator, one row per site.
+
+The fields and where each one's requirement was checked are listed in docs/iso-export.md.
+In short: PJM ties non-NEM participation to the EDC account number and asks CSPs for the
+on-site generation attributes (nameplate, vintage) in Manual 11 section 10.2.2; NYISO requires
+every facility in an aggregation to sit on one transmission node (PTID) with an interval
+meter; ISO-NE maps each demand response asset to its load zone and telemetry. The exact
+upload templates of eLRS, the NYISO DER portal and ISO-NE's asset registration were not
+available to check, so column names are this project's, one per data element.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# NYISO's minimum size for an individual DER facility in an aggregation (10 kW), cited from
+# secondary coverage of the DER tariff (see docs/iso-export.md); flagged, not enforced.
+NYISO_MIN_FACILITY_KW = 10.0
+
+COMMON = [
+    "site_id", "subscriber_id", "address", "postal_code", "latitude", "longitude",
+    "edc", "edc_account", "meter_id", "meter_interval_min", "interconnection_type", "export_allowed",
+    "technology", "pv_inverter_make_model", "pv_ac_kw", "pv_dc_kw", "battery_make_model",
+    "battery_kw", "battery_kwh", "battery_duration_h", "generation_vintage_year",
+    "site_status", "opt_out",
+]
+
+ISO_COLUMNS = {
+    "PJM": ["zone", "pnode", "plc_kw", "nem_retail_program"],
+    "NYISO": ["load_zone", "transmission_node_ptid", "facility_kw", "below_min_facility_kw"],
+    "ISONE": ["load_zone", "pnode", "telemetry_sources"],
+}
+
+
+def _join(values: pd.Series) -> str:
+    return "; ".join(sorted({str(v) for v in values.dropna() if str(v)}))
+
+
+def site_inventory(registry: pd.DataFrame) -> pd.DataFrame:
+    """Per-site rollup of the device rows: PV and battery nameplates, models, vintage."""
+    devices = registry[registry["device_status"] != "retired"]
+    sites = registry.drop_duplicates("site_id").set_index("site_id")
+    pv = devices[devices["device_type"] == "pv_inverter"].groupby("site_id")
+    bat = devices[devices["device_type"] == "battery"].groupby("site_id")
+    out = pd.DataFrame(index=sites.index)
+    out["pv_ac_kw"] = pv["rated_kw"].sum(min_count=1)
+    out["pv_dc_kw"] = pv["pv_dc_kw"].sum(min_count=1)
+    out["battery_kw"] = bat["rated_kw"].sum(min_count=1)
+    out["battery_kwh"] = bat["capacity_kwh"].sum(min_count=1)
+    out["battery_duration_h"] = (out["battery_kwh"] / out["battery_kw"]).round(2)
+    out["pv_inverter_make_model"] = pv.apply(lambda g: _join(g["make"] + " " + g["model"]), include_groups=False)
+    out["battery_make_model"] = bat.apply(lambda g: _join(g["make"] + " " + g["model"]), include_groups=False)
+    years = pd.to_datetime(devices["commissioned_on"], errors="coerce").dt.year
+    out["generation_vintage_year"] = years.groupby(devices["site_id"]).min().astype("Int64")
+    out["telemetry_sources"] = devices.groupby("site_id")["telemetry_source"].apply(_join)
+    has_pv = out["pv_ac_kw"].notna()
+    has_bat = out["battery_kwh"].notna()
+    out["technology"] = (has_pv.map({True: "solar", False: ""}) + (has_pv & has_bat).map({True: "+", False: ""})
+                         + has_bat.map({True: "storage", False: ""}))
+    site_cols = ["subscriber_id", "address", "postal_code", "latitude", "longitude", "iso", "zone", "pnode",
+                 "edc", "edc_account", "plc_kw", "meter_id", "meter_interval_min", "interconnection_type",
+                 "export_allowed", "site_status", "opt_out"]
+    return sites[site_cols].join(out).reset_index()
+
+
+def iso_inventory(registry: pd.DataFrame, iso: str) -> pd.DataFrame:
+    """The inventory for one ISO's enrolled (not retired) sites, in its export columns."""
+    iso = iso.upper().replace("-", "")
+    if iso not in ISO_COLUMNS:
+        raise ValueError(f"unknown ISO {iso!r}; use one of {', '.join(ISO_COLUMNS)}")
+    inv = site_inventory(registry)
+    inv = inv[(inv["iso"] == iso) & (inv["site_status"] != "retired")].copy()
+    inv["nem_retail_program"] = inv["interconnection_type"] == "nem"
+    inv["load_zone"] = inv["zone"]
+    inv["transmission_node_ptid"] = inv["pnode"]
+    inv["facility_kw"] = inv[["pv_ac_kw", "battery_kw"]].max(axis=1)
+    inv["below_min_facility_kw"] = inv["facility_kw"] < NYISO_MIN_FACILITY_KW
+    return inv[COMMON + ISO_COLUMNS[iso]].sort_values("site_id").reset_index(drop=True)

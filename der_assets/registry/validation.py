@@ -1,0 +1,158 @@
+"""Check every row of a registry file and turn it into typed entities, or say what is wrong.
+
+Nothing is written unless every row passes; each problem names the row and column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+import zoneinfo
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from der_assets.errors import ValidationFailed
+from der_assets.registry.columns import BY_NAME, COLUMNS, ENTITY_KEYS, Column, entity_columns
+from der_assets.registry.reading import RawTable
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+_ISO_ALIASES = {"ISO-NE": "ISONE", "ISO NE": "ISONE"}
+
+
+@dataclass
+class ParsedRegistry:
+    """Typed entities keyed by their id, each with the first row it came from."""
+
+    entities: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
+    first_row: dict[str, dict[str, int]] = field(default_factory=dict)
+    rows_read: int = 0
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def coerce(column: Column, text: str) -> object:
+    """Typed value of one cell; raises ValueError with a reason a person can act on."""
+    if text == "":
+        if column.required:
+            raise ValueError("is empty but required")
+        return None
+    kind = column.kind
+    if kind == "str":
+        return text
+    if kind in ("float", "int"):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r} is not a finite number")
+        if kind == "int":
+            if not number.is_integer():
+                raise ValueError(f"{text!r} is not a whole number")
+            number = int(number)
+        if column.min_value is not None and number < column.min_value:
+            raise ValueError(f"{text} is below the minimum {column.min_value:g}")
+        if column.max_value is not None and number > column.max_value:
+            raise ValueError(f"{text} is above the maximum {column.max_value:g}")
+        return number
+    if kind == "bool":
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"{text!r} is not true or false")
+    if kind == "enum":
+        candidate = _ISO_ALIASES.get(text.upper(), text) if column.name == "iso" else text
+        for choice in column.choices:
+            if candidate.lower() == choice.lower():
+                return choice
+        raise ValueError(f"{text!r} is not one of {', '.join(column.choices)}")
+    if kind == "tz":
+        if text not in _time_zones():
+            raise ValueError(f"{text!r} is not an IANA time zone (e.g. America/New_York)")
+        return text
+    if kind == "date":
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+    raise AssertionError(f"unknown column kind {kind}")
+
+
+def check_header(table: RawTable) -> list[str]:
+    """Problems with the header: required columns missing, unknown columns present."""
+    problems = []
+    present = [h for h in table.header if h]
+    for column in COLUMNS:
+        if column.required and column.name not in present:
+            problems.append(f"{table.path}: row 1, column {column.name}: missing required column")
+    for name in present:
+        if name not in BY_NAME:
+            hint = difflib.get_close_matches(name, BY_NAME.keys(), n=1)
+            suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            problems.append(f"{table.path}: row 1, column {name}: unknown column{suggestion}")
+    return problems
+
+
+def parse_registry(table: RawTable) -> ParsedRegistry:
+    """All rows as typed entities; raises ValidationFailed listing every problem."""
+    problems = check_header(table)
+    if problems:
+        raise ValidationFailed(f"{table.path}: the header has {len(problems)} problem(s); nothing written", problems)
+    if not table.rows:
+        raise ValidationFailed(f"{table.path}: no data rows; nothing written", [f"{table.path}: row 2: no data rows"])
+
+    parsed = ParsedRegistry(rows_read=len(table.rows))
+    for entity in ENTITY_KEYS:
+        parsed.entities[entity] = {}
+        parsed.first_row[entity] = {}
+    present = {h for h in table.header if h}
+
+    for number, cells in table.rows:
+        typed: dict[str, object] = {}
+        row_ok = True
+        for column in COLUMNS:
+            text = cells.get(column.name, "") if column.name in present else ""
+            try:
+                typed[column.name] = coerce(column, text)
+            except ValueError as exc:
+                problems.append(f"{table.path}: row {number}, column {column.name}: {exc}")
+                row_ok = False
+        if not row_ok:
+            continue
+        for entity, key in ENTITY_KEYS.items():
+            key_value = typed[key]
+            if key_value is None:
+                continue  # only meter_id may be empty: a site not yet given its meter point
+            values = {name: typed[name] for name in entity_columns(entity)}
+            seen = parsed.entities[entity].get(key_value)
+            if seen is None:
+                parsed.entities[entity][key_value] = values
+                parsed.first_row[entity][key_value] = number
+                continue
+            first = parsed.first_row[entity][key_value]
+            if entity == "device":
+                problems.append(
+                    f"{table.path}: row {number}, column device_id: duplicate device_id {key_value!r} (first on row {first})"
+                )
+                continue
+            for name, value in values.items():
+                if seen[name] != value:
+                    problems.append(
+                        f"{table.path}: row {number}, column {name}: {_show(value)} conflicts with "
+                        f"{_show(seen[name])} on row {first} for {entity} {key_value!r}"
+                    )
+                    break
+    if problems:
+        raise ValidationFailed(f"{table.path}: {len(problems)} problem(s); nothing written", problems)
+    return parsed
+
+
+def _show(value: object) -> str:
+    return "empty" if value is None else repr(str(value))

@@ -1,0 +1,137 @@
+"""The warehouse schema: the single source of truth for every table.
+
+`der db upgrade` applies it, and the engine applies it on first use. The DDL files in sql/
+are rendered from this module (`der db ddl`) and a test keeps them in step.
+
+Registry tables are versioned in place (slowly changing dimension, type 2): each row is one
+version of one entity, valid from `valid_from` until `valid_to` (NULL while current), and it
+names the import that created it and the columns that changed. Nothing is updated except
+`valid_to` when a newer version supersedes it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "schema_info",
+    metadata,
+    sa.Column("schema_version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    comment="Schema versions applied to this warehouse.",
+)
+
+registry_imports = sa.Table(
+    "registry_imports",
+    metadata,
+    sa.Column("import_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("file_name", sa.String(512), nullable=False),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("imported_by", sa.String(128), nullable=False),
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("versions_created", sa.Integer, nullable=False),
+    comment="One row per registry import that changed something.",
+)
+
+
+def _versioned(name: str, key: str, *columns: sa.Column, comment: str) -> sa.Table:
+    """A type-2 versioned entity table keyed by `key`."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("version_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(key, sa.String(64), nullable=False),
+        *columns,
+        sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("valid_to", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "import_id",
+            sa.Integer,
+            sa.ForeignKey("registry_imports.import_id"),
+            nullable=False,
+        ),
+        sa.Column("changed_by", sa.String(128), nullable=False),
+        sa.Column("change_summary", sa.Text, nullable=False),
+        sa.Index(f"ix_{name}_{key}", key),
+        sa.Index(
+            f"uq_{name}_current_{key}",
+            key,
+            unique=True,
+            sqlite_where=sa.text("valid_to IS NULL"),
+            postgresql_where=sa.text("valid_to IS NULL"),
+        ),
+        comment=comment,
+    )
+
+
+registry_subscribers = _versioned(
+    "registry_subscribers",
+    "subscriber_id",
+    sa.Column("subscriber_name", sa.String(256)),
+    comment="Subscriber accounts (versioned).",
+)
+
+registry_sites = _versioned(
+    "registry_sites",
+    "site_id",
+    sa.Column("subscriber_id", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(512)),
+    sa.Column("postal_code", sa.String(16)),
+    sa.Column("latitude", sa.Float),
+    sa.Column("longitude", sa.Float),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("iso", sa.String(8), nullable=False),
+    sa.Column("zone", sa.String(64)),
+    sa.Column("pnode", sa.String(64)),
+    sa.Column("edc", sa.String(64)),
+    sa.Column("edc_account", sa.String(64)),
+    sa.Column("plc_kw", sa.Float),
+    sa.Column("interconnection_type", sa.String(32), nullable=False),
+    sa.Column("export_allowed", sa.Boolean, nullable=False),
+    sa.Column("reserve_floor_pct", sa.Float),
+    sa.Column("max_events_per_month", sa.Integer),
+    sa.Column("max_event_hours", sa.Float),
+    sa.Column("opt_out", sa.Boolean, nullable=False),
+    sa.Column("site_status", sa.String(16), nullable=False),
+    comment="Sites: location, time zone, ISO enrollment and program agreement (versioned).",
+)
+
+registry_meters = _versioned(
+    "registry_meters",
+    "meter_id",
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("meter_interval_min", sa.Integer),
+    comment="Utility meter points (MPID) at each site's grid connection (versioned).",
+)
+
+registry_devices = _versioned(
+    "registry_devices",
+    "device_id",
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("device_type", sa.String(16), nullable=False),
+    sa.Column("make", sa.String(128)),
+    sa.Column("model", sa.String(128)),
+    sa.Column("serial", sa.String(128)),
+    sa.Column("rated_kw", sa.Float),
+    sa.Column("capacity_kwh", sa.Float),
+    sa.Column("pv_dc_kw", sa.Float),
+    sa.Column("tilt_deg", sa.Float),
+    sa.Column("azimuth_deg", sa.Float),
+    sa.Column("telemetry_source", sa.String(32)),
+    sa.Column("vendor_ref", sa.String(128)),
+    sa.Column("device_status", sa.String(16), nullable=False),
+    sa.Column("commissioned_on", sa.Date),
+    comment="Devices: PV inverters, batteries and meters, with nameplates (versioned).",
+)
+
+REGISTRY_TABLES = {
+    "subscriber": registry_subscribers,
+    "site": registry_sites,
+    "meter": registry_meters,
+    "device": registry_devices,
+}

@@ -1,0 +1,117 @@
+-- Rendered from der_assets/warehouse/schema.py (schema version 1) by `der db ddl`.
+-- Do not edit: change schema.py and re-render.
+
+CREATE TABLE registry_imports (
+	import_id INTEGER NOT NULL, 
+	file_name VARCHAR(512) NOT NULL, 
+	file_sha256 VARCHAR(64) NOT NULL, 
+	imported_at DATETIME NOT NULL, 
+	imported_by VARCHAR(128) NOT NULL, 
+	rows_read INTEGER NOT NULL, 
+	versions_created INTEGER NOT NULL, 
+	PRIMARY KEY (import_id)
+);
+
+
+CREATE TABLE schema_info (
+	schema_version INTEGER NOT NULL, 
+	applied_at DATETIME NOT NULL, 
+	PRIMARY KEY (schema_version)
+);
+
+
+CREATE TABLE registry_devices (
+	version_id INTEGER NOT NULL, 
+	device_id VARCHAR(64) NOT NULL, 
+	site_id VARCHAR(64) NOT NULL, 
+	device_type VARCHAR(16) NOT NULL, 
+	make VARCHAR(128), 
+	model VARCHAR(128), 
+	serial VARCHAR(128), 
+	rated_kw FLOAT, 
+	capacity_kwh FLOAT, 
+	pv_dc_kw FLOAT, 
+	tilt_deg FLOAT, 
+	azimuth_deg FLOAT, 
+	telemetry_source VARCHAR(32), 
+	vendor_ref VARCHAR(128), 
+	device_status VARCHAR(16) NOT NULL, 
+	commissioned_on DATE, 
+	valid_from DATETIME NOT NULL, 
+	valid_to DATETIME, 
+	import_id INTEGER NOT NULL, 
+	changed_by VARCHAR(128) NOT NULL, 
+	change_summary TEXT NOT NULL, 
+	PRIMARY KEY (version_id), 
+	FOREIGN KEY(import_id) REFERENCES registry_imports (import_id)
+);
+
+CREATE INDEX ix_registry_devices_device_id ON registry_devices (device_id);
+CREATE UNIQUE INDEX uq_registry_devices_current_device_id ON registry_devices (device_id) WHERE valid_to IS NULL;
+
+CREATE TABLE registry_meters (
+	version_id INTEGER NOT NULL, 
+	meter_id VARCHAR(64) NOT NULL, 
+	site_id VARCHAR(64) NOT NULL, 
+	meter_interval_min INTEGER, 
+	valid_from DATETIME NOT NULL, 
+	valid_to DATETIME, 
+	import_id INTEGER NOT NULL, 
+	changed_by VARCHAR(128) NOT NULL, 
+	change_summary TEXT NOT NULL, 
+	PRIMARY KEY (version_id), 
+	FOREIGN KEY(import_id) REFERENCES registry_imports (import_id)
+);
+
+CREATE INDEX ix_registry_meters_meter_id ON registry_meters (meter_id);
+CREATE UNIQUE INDEX uq_registry_meters_current_meter_id ON registry_meters (meter_id) WHERE valid_to IS NULL;
+
+CREATE TABLE registry_sites (
+	version_id INTEGER NOT NULL, 
+	site_id VARCHAR(64) NOT NULL, 
+	subscriber_id VARCHAR(64) NOT NULL, 
+	address VARCHAR(512), 
+	postal_code VARCHAR(16), 
+	latitude FLOAT, 
+	longitude FLOAT, 
+	timezone VARCHAR(64) NOT NULL, 
+	iso VARCHAR(8) NOT NULL, 
+	zone VARCHAR(64), 
+	pnode VARCHAR(64), 
+	edc VARCHAR(64), 
+	edc_account VARCHAR(64), 
+	plc_kw FLOAT, 
+	interconnection_type VARCHAR(32) NOT NULL, 
+	export_allowed BOOLEAN NOT NULL, 
+	reserve_floor_pct FLOAT, 
+	max_events_per_month INTEGER, 
+	max_event_hours FLOAT, 
+	opt_out BOOLEAN NOT NULL, 
+	site_status VARCHAR(16) NOT NULL, 
+	valid_from DATETIME NOT NULL, 
+	valid_to DATETIME, 
+	import_id INTEGER NOT NULL, 
+	changed_by VARCHAR(128) NOT NULL, 
+	change_summary TEXT NOT NULL, 
+	PRIMARY KEY (version_id), 
+	FOREIGN KEY(import_id) REFERENCES registry_imports (import_id)
+);
+
+CREATE INDEX ix_registry_sites_site_id ON registry_sites (site_id);
+CREATE UNIQUE INDEX uq_registry_sites_current_site_id ON registry_sites (site_id) WHERE valid_to IS NULL;
+
+CREATE TABLE registry_subscribers (
+	version_id INTEGER NOT NULL, 
+	subscriber_id VARCHAR(64) NOT NULL, 
+	subscriber_name VARCHAR(256), 
+	valid_from DATETIME NOT NULL, 
+	valid_to DATETIME, 
+	import_id INTEGER NOT NULL, 
+	changed_by VARCHAR(128) NOT NULL, 
+	change_summary TEXT NOT NULL, 
+	PRIMARY KEY (version_id), 
+	FOREIGN KEY(import_id) REFERENCES registry_imports (import_id)
+);
+
+CREATE INDEX ix_registry_subscribers_subscriber_id ON registry_subscribers (subscriber_id);
+CREATE UNIQUE INDEX uq_registry_subscribers_current_subscriber_id ON registry_subscribers (subscriber_id) WHERE valid_to IS NULL;
