@@ -137,8 +137,9 @@ def demo_fleet(n_sites: int = 200, seed: int = 7) -> pd.DataFrame:
     opt_out = rng.random(n_sites) < 0.05
     status = np.where(rng.random(n_sites) < 0.95, "active", "pending")
     plc_kw = np.round(rng.gamma(6.0, 0.8, n_sites) + 1.0, 2)
-    account = rng.integers(10**9, 10**10 - 1, n_sites)
-    meter_no = rng.integers(10**7, 10**8 - 1, n_sites)
+    # Identifiers are drawn without replacement: no two sites may share an account or meter.
+    account = 10**9 + rng.choice(9 * 10**9, n_sites, replace=False)
+    meter_no = 10**7 + rng.choice(9 * 10**7, n_sites, replace=False)
     first = rng.integers(0, len(FIRST_NAMES), n_sites)
     last = rng.integers(0, len(LAST_NAMES), n_sites)
 
@@ -146,8 +147,8 @@ def demo_fleet(n_sites: int = 200, seed: int = 7) -> pd.DataFrame:
     tilt = np.round(rng.uniform(15, 40, n_sites), 1)
     azimuth = np.round(np.clip(rng.normal(180, 35, n_sites), 90, 270), 1)
     commissioned = np.datetime64("2019-01-01") + rng.integers(0, 6 * 365, n_sites).astype("timedelta64[D]")
-    serial_no = rng.integers(10**7, 10**8 - 1, (n_sites, 2))
-    vendor_ref = rng.integers(10**6, 10**7 - 1, n_sites)
+    serial_no = (10**7 + rng.choice(9 * 10**7, 2 * n_sites, replace=False)).reshape(n_sites, 2)
+    vendor_ref = 10**6 + rng.choice(9 * 10**6, n_sites, replace=False)
 
     pv_model = np.empty(n_sites, dtype=object)
     pv_rated_kw = np.zeros(n_sites)
@@ -170,6 +171,8 @@ def demo_fleet(n_sites: int = 200, seed: int = 7) -> pd.DataFrame:
             labels = np.array([_model_label(n) for n in choices["name"]], dtype=object)
             pv_model[members] = labels[k]
             pv_rated_kw[members] = np.round(choices["paco_w"].to_numpy()[k] / 1000.0, 3)
+            # where even the largest model is too small, the array is sized down to fit it
+            pv_dc_kw[members] = np.minimum(pv_dc_kw[members], np.floor(pv_rated_kw[members] * 130) / 100)
 
     site = pd.DataFrame({
         "subscriber_id": subscriber_id,
