@@ -1,6 +1,40 @@
 -- Rendered from der_assets/warehouse/schema.py (schema version 1) by `der db ddl`.
 -- Do not edit: change schema.py and re-render.
 
+CREATE TABLE interval_telemetry (
+	site_id VARCHAR(64) NOT NULL, 
+	device_id VARCHAR(64) NOT NULL, 
+	source VARCHAR(32) NOT NULL, 
+	channel VARCHAR(16) NOT NULL, 
+	interval_start TIMESTAMP WITH TIME ZONE NOT NULL, 
+	interval_s INTEGER NOT NULL, 
+	value FLOAT, 
+	quality VARCHAR(16) NOT NULL, 
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	revision INTEGER NOT NULL, 
+	PRIMARY KEY (site_id, device_id, source, channel, interval_start, revision)
+);
+
+CREATE INDEX ix_interval_telemetry_start ON interval_telemetry (interval_start);
+
+CREATE TABLE raw_payloads (
+	payload_id SERIAL NOT NULL, 
+	sha256 VARCHAR(64) NOT NULL, 
+	n_bytes INTEGER NOT NULL, 
+	source VARCHAR(32) NOT NULL, 
+	site_id VARCHAR(64), 
+	endpoint VARCHAR(128) NOT NULL, 
+	window_start TIMESTAMP WITH TIME ZONE, 
+	window_end TIMESTAMP WITH TIME ZONE, 
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	error TEXT, 
+	PRIMARY KEY (payload_id)
+);
+
+CREATE INDEX ix_raw_payloads_sha256 ON raw_payloads (sha256);
+CREATE INDEX ix_raw_payloads_source_received ON raw_payloads (source, received_at);
+
 CREATE TABLE registry_imports (
 	import_id SERIAL NOT NULL, 
 	file_name VARCHAR(512) NOT NULL, 

@@ -129,6 +129,43 @@ registry_devices = _versioned(
     comment="Devices: PV inverters, batteries and meters, with nameplates (versioned).",
 )
 
+raw_payloads = sa.Table(
+    "raw_payloads",
+    metadata,
+    sa.Column("payload_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("n_bytes", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("site_id", sa.String(64)),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("window_start", sa.DateTime(timezone=True)),
+    sa.Column("window_end", sa.DateTime(timezone=True)),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_raw_payloads_sha256", "sha256"),
+    sa.Index("ix_raw_payloads_source_received", "source", "received_at"),
+    comment="Every payload received, before parsing: content-addressed bytes on disk, indexed here.",
+)
+
+interval_telemetry = sa.Table(
+    "interval_telemetry",
+    metadata,
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("interval_s", sa.Integer, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("quality", sa.String(16), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("site_id", "device_id", "source", "channel", "interval_start", "revision"),
+    sa.Index("ix_interval_telemetry_start", "interval_start"),
+    comment="The canonical interval series (DESIGN.md): energy per interval, UTC interval-beginning.",
+)
+
 REGISTRY_TABLES = {
     "subscriber": registry_subscribers,
     "site": registry_sites,
