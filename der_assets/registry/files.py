@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from der_assets.atomic import write_atomic, write_csv_atomic
 from der_assets.errors import UserError
 from der_assets.registry.columns import BY_NAME, COLUMN_NAMES
 
@@ -42,18 +43,6 @@ def write_registry_file(registry: pd.DataFrame, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         raise UserError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .xlsx")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create its folder ({exc.strerror})") from None
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if suffix == ".csv":
-            text.to_csv(tmp, index=False, lineterminator="\n")
-        else:
-            text.to_excel(tmp, index=False, engine="openpyxl")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot be written ({exc.strerror})") from None
-    return path
+    if suffix == ".csv":
+        return write_csv_atomic(text, path)
+    return write_atomic(path, lambda tmp: text.to_excel(tmp, index=False, engine="openpyxl"))

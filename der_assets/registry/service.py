@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from der_assets.atomic import write_csv_atomic
 from der_assets.registry.completeness import evaluate
 from der_assets.registry.files import write_registry_file
 from der_assets.registry.iso_export import iso_inventory
@@ -37,14 +38,5 @@ def export_registry(engine: Engine, out: str | Path | None, iso: str | None = No
         return registry
     inventory = iso_inventory(registry, iso)
     if out is not None:
-        from der_assets.errors import UserError
-
-        out = Path(out)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.tmp")
-            inventory.to_csv(tmp, index=False, lineterminator="\n")
-            tmp.replace(out)
-        except OSError as exc:
-            raise UserError(f"{out}: cannot be written ({exc.strerror})") from None
+        write_csv_atomic(inventory, out)
     return inventory

@@ -8,6 +8,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from der_assets import config
+from der_assets.atomic import write_csv_atomic
 from der_assets.defs.resources import WarehouseResource
 from der_assets.registry.files import to_text_frame
 from der_assets.registry.iso_export import ISO_COLUMNS, iso_inventory, site_inventory
@@ -62,10 +63,7 @@ def enrollment_package(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     iso = context.partition_key
     inventory = iso_inventory(current_registry(warehouse.engine()), iso)
     out = config.data_home() / "exports" / f"enrollment_{iso.lower()}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    inventory.to_csv(tmp, index=False, lineterminator="\n")
-    tmp.replace(out)  # readers never see a half-written file
+    write_csv_atomic(inventory, out)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(inventory),
