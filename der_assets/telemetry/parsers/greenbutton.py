@@ -1,0 +1,230 @@
+"""Green Button (NAESB REQ.21 ESPI) Atom/XML from the utility AMI. Every ESPI quirk lives here.
+
+Verification status: FIXTURE-VERIFIED against Green Button Alliance samples (OpenESPI
+test_usage_data.xml with its 82800 s spring-forward IntervalBlock of 92 quarter-hours;
+greenbutton_objects' hourly and gas samples). No real reverse-flow (flowDirection=19)
+utility export exists in the fixtures; that branch is DOC-BASED.
+
+Quirks handled here:
+- XML is parsed with defusedxml: DTDs with entities, external entities and entity
+  expansion are refused (ParseError), as is malformed or truncated XML.
+- Namespaces vary (default xmlns="http://naesb.org/espi" or an espi: prefix), so elements are
+  matched by local name.
+- Entries are linked by Atom <link rel="self|up|related">: a MeterReading's related links
+  name its ReadingType and either its IntervalBlock collection (blocks point "up" to it) or
+  the blocks themselves. With no usable links and exactly one ReadingType, that one applies.
+- timePeriod.start is epoch UTC of the interval BEGINNING; no site tz is needed. DST days are
+  simply 92 or 100 quarter-hours (LocalTimeParameters only matter for local reports).
+- value x 10^powerOfTenMultiplier in uom; only uom 72 (Wh) is electricity energy, anything
+  else (169 therm, 119 ft3, 38 W, ...) is a ParseError, not a silent mis-scaled number.
+- accumulationBehaviour 4 (deltaData) is per-interval energy; 1 (bulkQuantity) is a register
+  reading, differenced through counters; other behaviours are refused.
+- flowDirection 1 forward = import (+), 19 reverse = export (-), 4 net = import - export.
+  When both forward and reverse are present they are netted per interval.
+- Interval length must be 300/900/3600 s (daily or billing-period readings are refused).
+- ReadingQuality/quality codes: 0, 14, 17, 18, 19 -> measured; 7, 8, 9, 11, 12, 13, 15 ->
+  estimated; 10 (failed checks), 16 (other) and unknown codes -> suspect.
+- cost (hundred-thousandths of currency) is not telemetry and is ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
+from xml.etree.ElementTree import Element, ParseError as XMLSyntaxError
+
+from ..counters import combine_net, counter_to_intervals
+from ._common import Ctx, concat, from_counter, rows
+
+UOM_WH = "72"
+INTERVALS_S = (300, 900, 3600)
+QUALITY = {0: "measured", 14: "measured", 17: "measured", 18: "measured", 19: "measured",
+           7: "estimated", 8: "estimated", 9: "estimated", 11: "estimated", 12: "estimated",
+           13: "estimated", 15: "estimated", 10: "suspect", 16: "suspect"}
+DIRECTIONS = {"1": "forward", "19": "reverse", "4": "net"}
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child(el: Element, name: str) -> Optional[Element]:
+    for c in el:
+        if _local(c.tag) == name:
+            return c
+    return None
+
+
+def _children(el: Element, name: str) -> List[Element]:
+    return [c for c in el if _local(c.tag) == name]
+
+
+def _text(el: Optional[Element], name: str) -> Optional[str]:
+    c = _child(el, name) if el is not None else None
+    return c.text.strip() if c is not None and c.text is not None else None
+
+
+def _parse_xml(payload: bytes, ctx: Ctx) -> Element:
+    if not payload or not payload.strip():
+        ctx.fail("empty payload")
+    try:
+        return SafeET.fromstring(payload, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        ctx.fail(f"unsafe XML refused ({type(exc).__name__})")
+    except XMLSyntaxError as exc:
+        ctx.fail(f"malformed or truncated XML: {exc}")
+
+
+def _entries(root: Element) -> List[dict]:
+    out = []
+    for e in root.iter():
+        if _local(e.tag) != "entry":
+            continue
+        links = {"self": None, "up": None, "related": []}
+        for ln in _children(e, "link"):
+            rel, href = ln.get("rel"), ln.get("href")
+            if rel == "related":
+                links["related"].append(href)
+            elif rel in ("self", "up"):
+                links[rel] = href
+        content = _child(e, "content")
+        resource = next(iter(content), None) if content is not None else None
+        out.append({"kind": _local(resource.tag) if resource is not None else None, "res": resource, **links})
+    return out
+
+
+def _reading_type(rt: Element, ctx: Ctx) -> dict:
+    uom = _text(rt, "uom")
+    if uom != UOM_WH:
+        ctx.fail(f"ReadingType uom {uom!r} is not Wh (72); not electricity energy")
+    acc = _text(rt, "accumulationBehaviour")
+    if acc not in ("4", "1"):
+        ctx.fail(f"accumulationBehaviour {acc!r} not supported (need 4 deltaData or 1 bulkQuantity)")
+    flow = _text(rt, "flowDirection") or "1"
+    if flow not in DIRECTIONS:
+        ctx.fail(f"flowDirection {flow!r} not supported (1 forward, 19 reverse, 4 net)")
+    power = int(_text(rt, "powerOfTenMultiplier") or 0)
+    return {"kwh_per_unit": 10.0**power / 1000.0, "delta": acc == "4", "direction": DIRECTIONS[flow]}
+
+
+def _readings(block: Element, ctx: Ctx) -> pd.DataFrame:
+    recs = []
+    for r in _children(block, "IntervalReading"):
+        tp = _child(r, "timePeriod")
+        q = [int(_text(rq, "quality")) for rq in _children(r, "ReadingQuality") if _text(rq, "quality") is not None]
+        recs.append(
+            {
+                "start": int(_text(tp, "start")),
+                "duration": int(_text(tp, "duration")),
+                "value": float(_text(r, "value")) if _text(r, "value") is not None else np.nan,
+                "quality": _worst([QUALITY.get(c, "suspect") for c in q]) if q else "measured",
+            }
+        )
+    return pd.DataFrame(recs, columns=["start", "duration", "value", "quality"])
+
+
+def _worst(qs: List[str]) -> str:
+    order = ["measured", "estimated", "suspect"]
+    return max(qs, key=order.index)
+
+
+def parse_espi(payload: bytes, ctx: Ctx) -> pd.DataFrame:
+    """An ESPI Atom feed (or entry) of UsagePoint/MeterReading/ReadingType/IntervalBlock -> grid_kwh."""
+    root = _parse_xml(payload, ctx)
+    entries = _entries(root)
+    by_self = {e["self"]: e for e in entries if e["self"]}
+    rtypes = [e for e in entries if e["kind"] == "ReadingType"]
+    blocks = [e for e in entries if e["kind"] == "IntervalBlock"]
+    if not entries:  # a bare resource document
+        blocks = [{"res": el, "self": None, "up": None} for el in root.iter() if _local(el.tag) == "IntervalBlock"]
+        rtypes = [{"res": el, "self": None} for el in root.iter() if _local(el.tag) == "ReadingType"]
+    if not blocks:
+        ctx.fail("no IntervalBlock in payload")
+    usage_points = [e for e in entries if e["kind"] == "UsagePoint"]
+    meter_readings = [e for e in entries if e["kind"] == "MeterReading"]
+
+    def usage_point_of(mr: dict) -> Optional[dict]:
+        for up in usage_points:
+            if mr["self"] in up["related"] or mr["up"] in up["related"]:
+                return up
+        return None
+
+    series: Dict[tuple, List[pd.DataFrame]] = {}
+    claimed = set()
+    for mr in meter_readings:
+        rt = next((by_self[h] for h in mr["related"] if h in by_self and by_self[h]["kind"] == "ReadingType"), None)
+        mine = [b for b in blocks if b["self"] in mr["related"] or b["up"] in mr["related"]]
+        if not mine:
+            continue
+        if rt is None:
+            if len(rtypes) != 1:
+                ctx.fail("MeterReading without a linked ReadingType")
+            rt = rtypes[0]
+        up = usage_point_of(mr)
+        _collect(series, (up["self"] if up else None, id(rt["res"])), rt, mine, ctx)
+        claimed.update(id(b["res"]) for b in mine)
+    orphans = [b for b in blocks if id(b["res"]) not in claimed]
+    if orphans:
+        if len(rtypes) != 1:
+            ctx.fail(f"{len(orphans)} IntervalBlocks cannot be linked to a ReadingType")
+        _collect(series, (None, id(rtypes[0]["res"])), rtypes[0], orphans, ctx)
+    return _to_rows(series, len(usage_points) > 1, ctx)
+
+
+def _collect(series, key, rt: dict, blocks: List[dict], ctx: Ctx) -> None:
+    info = _reading_type(rt["res"], ctx)
+    df = pd.concat([_readings(b["res"], ctx) for b in blocks], ignore_index=True)
+    df["t"] = pd.to_datetime(df["start"], unit="s", utc=True)
+    ctx.see_window(df["t"])
+    bad = sorted(set(df["duration"]) - set(INTERVALS_S))
+    if info["delta"] and bad:
+        ctx.fail(f"interval length {bad[0]} s is not interval telemetry (need 300/900/3600)")
+    series.setdefault(key, []).append((info, df))
+
+
+def _energy(info: dict, df: pd.DataFrame) -> tuple:
+    """(frame with interval_start/energy/quality/flag in kWh, interval_s) for one ReadingType."""
+    if info["delta"]:
+        interval_s = int(df["duration"].mode().iloc[0])
+        df = df.sort_values("t").drop_duplicates("t", keep="last")
+        e = pd.DataFrame({"interval_start": df["t"], "energy": df["value"] * info["kwh_per_unit"],
+                          "quality": df["quality"], "flag": ""})
+        return e.reset_index(drop=True), interval_s
+    interval_s = 900
+    e = counter_to_intervals(df["t"], df["value"] * info["kwh_per_unit"], interval_s=interval_s, max_gap_s=interval_s)
+    return e, interval_s
+
+
+def _to_rows(series, many_points: bool, ctx: Ctx) -> pd.DataFrame:
+    frames = []
+    by_point: Dict[Optional[str], Dict[str, tuple]] = {}
+    for (point, _rt), parts in series.items():
+        for info, df in parts:
+            e, interval_s = _energy(info, df)
+            slot = by_point.setdefault(point, {})
+            if info["direction"] in slot:
+                ctx.fail(f"two ReadingTypes with flowDirection {info['direction']} for one usage point")
+            slot[info["direction"]] = (e, interval_s)
+    for point, dirs in by_point.items():
+        dev = ctx.device_id or (point.rstrip("/").rsplit("/", 1)[-1] if many_points and point else None)
+        if "net" in dirs:
+            e, s = dirs["net"]
+        elif "forward" in dirs and "reverse" in dirs:
+            (f, s), (r, s2) = dirs["forward"], dirs["reverse"]
+            if s != s2:
+                ctx.fail(f"forward ({s} s) and reverse ({s2} s) interval lengths differ")
+            e = combine_net(f, r)
+        elif "forward" in dirs:
+            e, s = dirs["forward"]
+        else:
+            r, s = dirs["reverse"]
+            e = r.assign(energy=-r["energy"])
+        frames.append(from_counter(ctx, "grid_kwh", e, s, device_id=dev))
+    return concat(frames)
+
+
+ENDPOINTS = {"espi": parse_espi}

@@ -1,0 +1,96 @@
+"""The canonical interval table every parser must produce (DESIGN.md, "Canonical interval telemetry").
+
+Checked with pandera so a parser bug cannot leak vendor quirks downstream: wrong channel
+names, naive timestamps, zeros standing in for missing values, or signs that break the
+schema's physics (pv and load are never negative unless the row is flagged suspect).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+CANONICAL_COLUMNS = [
+    "site_id",
+    "device_id",
+    "source",
+    "channel",
+    "interval_start",
+    "interval_s",
+    "value",
+    "quality",
+    "received_at",
+    "revision",
+]
+SOURCES = ["solaredge", "enphase", "sma", "generac", "sonnen", "fronius", "sunspec", "ami", "simulator"]
+CHANNELS = ["pv_kwh", "battery_kwh", "grid_kwh", "load_kwh", "soc_pct"]
+QUALITIES = ["measured", "estimated", "missing", "suspect"]
+INTERVALS_S = [300, 900, 3600]
+KEY_COLUMNS = ["site_id", "device_id", "source", "channel", "interval_start", "revision"]
+
+_UTC = pd.DatetimeTZDtype(unit="ns", tz="UTC")
+
+
+class IntervalTelemetry(pa.DataFrameModel):
+    """One row per (site, device, source, channel, interval, revision)."""
+
+    site_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    device_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    source: Series[str] = pa.Field(isin=SOURCES)
+    channel: Series[str] = pa.Field(isin=CHANNELS)
+    interval_start: Series[_UTC]
+    interval_s: Series["int64"] = pa.Field(isin=INTERVALS_S)
+    value: Series[float] = pa.Field(nullable=True)
+    quality: Series[str] = pa.Field(isin=QUALITIES)
+    received_at: Series[_UTC]
+    revision: Series["int64"] = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+        ordered = True
+        unique = KEY_COLUMNS
+
+    @pa.dataframe_check
+    def null_iff_missing(cls, df: pd.DataFrame) -> Series[bool]:
+        """Never a silent zero: a missing interval is null, and null means missing."""
+        return df["value"].isna() == (df["quality"] == "missing")
+
+    @pa.dataframe_check
+    def sign_convention(cls, df: pd.DataFrame) -> Series[bool]:
+        """pv/load >= 0 and soc in [0, 100], unless the row is already flagged suspect."""
+        v = df["value"]
+        nonneg = df["channel"].isin(["pv_kwh", "load_kwh"])
+        soc = df["channel"] == "soc_pct"
+        bad = (nonneg & (v < 0)) | (soc & ((v < 0) | (v > 100)))
+        return ~bad | (df["quality"] == "suspect")
+
+    @pa.dataframe_check
+    def grid_aligned(cls, df: pd.DataFrame) -> Series[bool]:
+        """interval_start sits on a 15-min UTC grid (5-min for 300 s rows); covers half-hour tz offsets."""
+        secs = df["interval_start"].astype("int64") // 10**9
+        step = df["interval_s"].clip(upper=900)
+        return (secs % step) == 0
+
+
+def empty_frame() -> pd.DataFrame:
+    """A zero-row frame with canonical dtypes, so concat and validation never guess types."""
+    return pd.DataFrame(
+        {
+            "site_id": pd.Series(dtype=object),
+            "device_id": pd.Series(dtype=object),
+            "source": pd.Series(dtype=object),
+            "channel": pd.Series(dtype=object),
+            "interval_start": pd.Series(dtype=_UTC),
+            "interval_s": pd.Series(dtype="int64"),
+            "value": pd.Series(dtype="float64"),
+            "quality": pd.Series(dtype=object),
+            "received_at": pd.Series(dtype=_UTC),
+            "revision": pd.Series(dtype="int64"),
+        }
+    )[CANONICAL_COLUMNS]
+
+
+def validate(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate eagerly (all failures at once) and return the frame unchanged."""
+    return IntervalTelemetry.validate(df, lazy=True)
