@@ -118,8 +118,8 @@ def parse_payload(
         exc.source = src
         raise
     except pandera.errors.SchemaErrors as exc:
-        first = exc.failure_cases.head(3).to_dict("records")
-        raise ParseError(f"rows fail the canonical schema: {first}", source=src, endpoint=ep_name,
+        checks = sorted(set(exc.failure_cases["check"].astype(str)))[:5]
+        raise ParseError(f"rows fail the canonical schema checks {checks}", source=src, endpoint=ep_name,
                          site_id=str(site_id), window=ctx.window) from exc
     except _WRAPPED as exc:
         what = f"missing required field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"

@@ -38,7 +38,7 @@ from defusedxml import ElementTree as SafeET
 from xml.etree.ElementTree import Element, ParseError as XMLSyntaxError
 
 from ..counters import combine_net, counter_to_intervals
-from ._common import Ctx, concat, from_counter, rows
+from ._common import Ctx, concat, from_counter
 
 UOM_WH = "72"
 INTERVALS_S = (300, 900, 3600)

@@ -39,7 +39,8 @@ import pandas as pd
 
 from .. import timeutil
 from ..counters import combine_net, counter_to_intervals
-from ._common import Ctx, concat, energy_unit_scale, floats, from_counter, load_json, rows, spike_mask
+from ._common import (Ctx, concat, energy_unit_scale, floats, from_counter, load_json, rows, soc_at_interval_end,
+                      spike_mask)
 
 TIME_UNITS_S = {"QUARTER_OF_AN_HOUR": 900, "HOUR": 3600}
 ENERGY_METERS = {"Production": "pv_kwh", "Consumption": "load_kwh"}
@@ -168,7 +169,7 @@ def _placeable(labels, ctx: Ctx) -> pd.DataFrame:
 def _counter(ctx: Ctx, labels, values_wh, interval_s: int) -> pd.DataFrame:
     loc = _placeable(labels, ctx)
     v = np.where(loc["utc"].isna(), np.nan, values_wh)
-    return counter_to_intervals(loc["utc"].fillna(pd.Timestamp(0, tz="UTC")), v, interval_s=interval_s,
+    return counter_to_intervals(loc["utc"], v, interval_s=interval_s,
                                 max_gap_s=1.5 * interval_s)
 
 
@@ -201,8 +202,6 @@ def parse_meters(payload: bytes, ctx: Ctx) -> pd.DataFrame:
 
 def parse_storage_data(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     """/site/{id}/storageData: per-battery lifetime charged/discharged Wh and SoC %."""
-    from ._common import soc_at_interval_end
-
     block = load_json(payload, ctx)["storageData"]
     frames = []
     for bat in block["batteries"]:
