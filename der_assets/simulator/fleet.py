@@ -70,7 +70,7 @@ class FleetSpec:
     azimuth_deg: np.ndarray
     battery: BatteryParams
     command_latency_s: np.ndarray
-    _position: dict = field(repr=False)
+    _position: pd.Index = field(repr=False)
 
     @property
     def n_sites(self) -> int:
@@ -88,9 +88,11 @@ class FleetSpec:
             raise ValueError(f"fleet frame is missing columns {missing}")
         df = frame.copy().reset_index(drop=True)
         df["site_id"] = df["site_id"].astype(str)
-        for col, default in OPTIONAL_COLUMNS.items():
+        for col, default in OPTIONAL_COLUMNS.items():  # absent column or empty cell -> documented default
             if col not in df.columns:
                 df[col] = np.nan if default is None else default
+            elif default is not None:
+                df[col] = df[col].where(df[col].notna(), default)
         df["ramp_kw_per_s"] = df["ramp_kw_per_s"].astype(float).fillna(df["battery_kw"].astype(float) / 60.0)
         df["export_allowed"] = df["export_allowed"].astype(bool)
         if df["site_id"].duplicated().any():
@@ -141,16 +143,16 @@ class FleetSpec:
             azimuth_deg=df["azimuth_deg"].to_numpy(),
             battery=battery,
             command_latency_s=df["command_latency_s"].to_numpy(),
-            _position={s: i for i, s in enumerate(site_ids)},
+            _position=pd.Index(site_ids),
         )
 
     def index_of(self, site_ids) -> np.ndarray:
         """Positions of site ids in the fleet (KeyError on an unknown id)."""
-        ids = [site_ids] if isinstance(site_ids, str) else list(site_ids)
-        try:
-            return np.fromiter((self._position[str(s)] for s in ids), dtype=np.int64, count=len(ids))
-        except KeyError as exc:
-            raise KeyError(f"unknown site_id {exc.args[0]!r}") from None
+        ids = pd.Index([site_ids] if isinstance(site_ids, str) else np.asarray(site_ids).astype(str))
+        pos = self._position.get_indexer(ids)
+        if (pos < 0).any():
+            raise KeyError(f"unknown site_id {ids[pos < 0][0]!r}")
+        return pos.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- exogenous physics
@@ -250,7 +252,7 @@ class FleetResult:
             value_name="value",
         )
 
-    def lifetime_wh_at_end_of(self) -> dict[str, np.ndarray]:
+    def lifetime_wh_by_interval(self) -> dict[str, np.ndarray]:
         """Counters (Wh) at the end of every interval, each (n_intervals, n_sites): start + cumulative sums."""
         start = {c: self.lifetime_wh_start[c].to_numpy() for c in COUNTER_COLUMNS}
         inc = _counter_increments(self.pv_kwh, self.load_kwh, self.grid_kwh, self.battery_kwh)
@@ -563,16 +565,16 @@ def _setpoints_to_commands(setpoints: pd.DataFrame, interval_s: int) -> pd.DataF
         out = pd.DataFrame(
             {
                 "site_id": setpoints["site_id"].astype(str).to_numpy(),
-                "issued_at": pd.to_datetime(setpoints["interval_start"], utc=True).to_numpy(),
+                "issued_at": pd.to_datetime(setpoints["interval_start"], utc=True).reset_index(drop=True),
                 "setpoint_kw": setpoints["setpoint_kw"].to_numpy(float),
                 "duration_s": float(interval_s),
             }
         )
-        return out.sort_values("issued_at", kind="stable")
+        return out
     need = {"site_id", "issued_at", "setpoint_kw", "duration_s"}
     if not need <= set(setpoints.columns):
         raise ValueError(f"setpoints need columns site_id, interval_start, setpoint_kw or {sorted(need)}")
-    return setpoints.sort_values("issued_at", kind="stable")
+    return setpoints
 
 
 def simulate_fleet_day(

@@ -111,7 +111,7 @@ def test_lifetime_counters_carry_across_days_and_match_energies(fleet):
     assert np.allclose(delta["pv_wh"], d.pv_kwh.sum(axis=0) * 1000)
     assert np.allclose(delta["grid_import_wh"] - delta["grid_export_wh"], d.grid_kwh.sum(axis=0) * 1000)
     assert np.allclose(delta["battery_discharge_wh"] - delta["battery_charge_wh"], d.battery_kwh.sum(axis=0) * 1000)
-    per_interval = d.lifetime_wh_at_end_of()
+    per_interval = d.lifetime_wh_by_interval()
     assert set(per_interval) == set(COUNTER_COLUMNS)
     assert np.allclose(per_interval["pv_wh"][-1], d.lifetime_wh_end["pv_wh"])
     assert (np.diff(per_interval["grid_export_wh"], axis=0) >= 0).all()  # monotone, like a real register
