@@ -1,0 +1,1 @@
+"""Vendor protocol servers for the twin, one module per vendor, all reading one TwinHub."""
