@@ -101,8 +101,7 @@ def refine_flow(flow_kwh: np.ndarray, source_kwh: np.ndarray, arc_kwh: np.ndarra
     """
     n, m = arc_kwh.shape
     bound_kwh = max(bound_kwh, 1e-12)
-    k2 = 0.45 * INT32_MAX / (bound_kwh * (n + m + 1))
-    k2 = min(k2, 0.45 * INT32_MAX / bound_kwh / 4)
+    k2 = 0.2 * INT32_MAX / bound_kwh  # every capacity and the total augmenting flow are <= bound
 
     def units(x):
         return np.floor(np.clip(x, 0.0, bound_kwh) * k2).astype(np.int64)

@@ -1,0 +1,195 @@
+"""`der simulate`: the twin's protocol servers on loopback, a ready file, and the AMI inbox.
+
+One process, one event loop: every vendor HTTP API (uvicorn), one SunSpec Modbus server per
+Generac/Fronius/ABB device (pymodbus), a task that keeps the twin in step with its clock, and
+a task that delivers Green Button files into the inbox 24-48 h late. Once everything listens,
+the ready file is written (atomically) with the base URLs, the SunSpec devices, the inbox and
+the credentials the servers accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from der_assets.atomic import write_atomic
+from der_assets.simulator.faults import FaultPlan
+from der_assets.simulator.hub import TwinHub
+
+log = logging.getLogger(__name__)
+
+SUNSPEC_SOURCES = ("generac", "sunspec")
+
+
+class ScaledClock:
+    """Wall time, or a replay that starts at `start` and runs `speed` times faster than the wall."""
+
+    def __init__(self, start: pd.Timestamp | None = None, speed: float = 1.0, wall=time.time):
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._wall = wall
+        self._wall0 = wall()
+        self._start = pd.Timestamp(self._wall0, unit="s", tz="UTC") if start is None else pd.Timestamp(start).tz_convert("UTC")
+        self.speed = speed
+
+    def __call__(self) -> pd.Timestamp:
+        return self._start + pd.Timedelta(seconds=(self._wall() - self._wall0) * self.speed)
+
+
+def make_credentials(seed: int = 0) -> dict[str, str]:
+    """Deterministic per seed, so a demo's ready file is stable; the servers reject anything else."""
+    def token(name: str, n: int = 32) -> str:
+        return hashlib.sha256(f"der-twin|{seed}|{name}".encode()).hexdigest()[:n]
+
+    return {
+        "solaredge_api_key": token("solaredge").upper(),
+        "enphase_api_key": token("enphase-key"),
+        "enphase_access_token": token("enphase-oauth", 64),
+        "enphase_gateway_token": token("enphase-gateway", 64),
+        "sma_access_token": token("sma", 64),
+        "sonnen_auth_token": token("sonnen"),
+    }
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _optional(module: str):
+    try:
+        return importlib.import_module(f"der_assets.simulator.servers.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith(module):
+            return None
+        raise
+
+
+def build_http_apps(hub: TwinHub, creds: dict[str, str]) -> dict[str, object]:
+    """Every vendor HTTP app, keyed by the name used in the ready file."""
+    apps: dict[str, object] = {}
+    if (m := _optional("solaredge")) is not None:
+        apps["solaredge"] = m.build_app(hub, api_key=creds["solaredge_api_key"])
+    if (m := _optional("enphase")) is not None:
+        apps["enphase"] = m.build_app(hub, api_key=creds["enphase_api_key"], access_token=creds["enphase_access_token"])
+        apps["enphase_gateway"] = m.build_gateway_app(hub, token=creds["enphase_gateway_token"])
+    if (m := _optional("sma")) is not None:
+        apps["sma"] = m.build_app(hub, access_token=creds["sma_access_token"])
+    if (m := _optional("sonnen")) is not None:
+        apps["sonnen"] = m.build_app(hub, auth_token=creds["sonnen_auth_token"])
+    if (m := _optional("fronius")) is not None:
+        apps["fronius"] = m.build_app(hub)
+    return apps
+
+
+def sunspec_sites(hub: TwinHub) -> list[dict[str, str]]:
+    """The Modbus devices: one per site with a Generac or SunSpec (Fronius/ABB) device."""
+    reg = hub.registry
+    rows = reg[reg["telemetry_source"].isin(SUNSPEC_SOURCES)].drop_duplicates("site_id")
+    return [{"site_id": r.site_id, "device_id": r.device_id, "source": r.telemetry_source}
+            for r in rows.itertuples()]
+
+
+@dataclass
+class Simulator:
+    """The running twin: hub, servers and what the ready file says about them."""
+
+    hub: TwinHub
+    credentials: dict[str, str]
+    inbox: Path
+    http: dict[str, str] = field(default_factory=dict)
+    sunspec: list[dict[str, object]] = field(default_factory=list)
+
+    def ready(self) -> dict[str, object]:
+        return {
+            "http": self.http,
+            "sunspec": self.sunspec,
+            "ami_inbox": str(self.inbox),
+            "credentials": self.credentials,
+            "device_base_path": "/sites/{site_id}",
+            "clock": {"now": self.hub.now().isoformat(), "interval_s": self.hub.interval_s},
+        }
+
+
+async def run(
+    registry: pd.DataFrame,
+    *,
+    ready_file: Path | None,
+    inbox: Path,
+    start: pd.Timestamp | None = None,
+    speed: float = 1.0,
+    seed: int = 0,
+    faults: FaultPlan | None = None,
+    stop: asyncio.Event | None = None,
+    deliver_every_s: float = 30.0,
+) -> None:
+    """Serve until `stop` is set."""
+    from der_assets.simulator.servers.runner import AppServer
+    from der_assets.simulator.sunspec_server import SunSpecServer, SunSpecSite
+
+    stop = stop or asyncio.Event()
+    clock = ScaledClock(start, speed)
+    hub = TwinHub(registry, start=clock(), clock=clock, seed=seed, faults=faults)
+    inbox.mkdir(parents=True, exist_ok=True)
+    sim = Simulator(hub=hub, credentials=make_credentials(seed), inbox=inbox)
+
+    servers = [AppServer(name, app) for name, app in build_http_apps(hub, sim.credentials).items()]
+    tasks = [asyncio.create_task(s.serve(), name=f"http-{s.name}") for s in servers]
+    modbus = []
+    for device in sunspec_sites(hub):
+        port = free_loopback_port()
+        server = SunSpecServer(SunSpecSite(hub.twin, device["site_id"]), host="127.0.0.1", port=port, unit_id=1)
+        await server.start()
+        modbus.append(server)
+        sim.sunspec.append({**device, "host": "127.0.0.1", "port": port, "unit_id": 1})
+    while not all(s.server.started for s in servers):
+        await asyncio.sleep(0.02)
+    sim.http = {s.name: s.base_url for s in servers}
+    if ready_file is not None:
+        write_atomic(ready_file, lambda tmp: tmp.write_text(json.dumps(sim.ready(), indent=1)))
+    log.info("twin ready: %d HTTP APIs, %d SunSpec devices", len(servers), len(modbus))
+
+    deliver = _optional_attr("der_assets.simulator.greenbutton", "deliver_due_files")
+    last_delivery = 0.0
+    try:
+        while not stop.is_set():
+            hub.sync()
+            if deliver is not None and time.monotonic() - last_delivery >= deliver_every_s:
+                deliver(hub, inbox)
+                last_delivery = time.monotonic()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+    finally:
+        for s in servers:
+            s.stop()
+        for m in modbus:
+            await m.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _optional_attr(module: str, name: str):
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ModuleNotFoundError, AttributeError):
+        return None
+
+
+def parse_start(text: str | None) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    ts = pd.Timestamp(text)
+    if ts.tzinfo is None:
+        raise ValueError(f"--start {text!r} needs a UTC offset, e.g. 2026-07-15T00:00Z")
+    return ts.tz_convert("UTC")
