@@ -12,6 +12,7 @@ from pathlib import Path
 DER_HOME_ENV = "DER_HOME"
 WAREHOUSE_URL_ENV = "DER_WAREHOUSE_URL"
 DAGSTER_PG_URL_ENV = "DER_DAGSTER_PG_URL"
+TWIN_READY_ENV = "DER_TWIN_READY_FILE"
 
 
 def data_home() -> Path:
@@ -35,3 +36,9 @@ def warehouse_url() -> str:
 def raw_payload_dir() -> Path:
     """Content-addressed raw payloads live here, outside the database."""
     return data_home() / "raw"
+
+
+def twin_ready_file() -> Path:
+    """The fleet twin's ready file: DER_TWIN_READY_FILE, else in the data home."""
+    configured = os.environ.get(TWIN_READY_ENV)
+    return Path(configured) if configured else data_home() / "twin_ready.json"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,12 +55,37 @@ def prepare(*, n_sites: int = 200, echo: Callable[[str], None] = print) -> dict[
     return env
 
 
-def run_dagster_dev(env: dict[str, str], *, host: str, port: int) -> int:
-    """Run `dagster dev` (webserver and daemon) in the foreground until interrupted."""
+def _venv_bin(name: str) -> str:
+    return str(Path(shutil.which(name, path=str(Path(sys.executable).parent)) or name))
+
+
+def start_twin(env: dict[str, str]) -> subprocess.Popen:
+    """`der simulate` in real time beside the UI, so a new user watches pulls from a live fleet."""
+    home = Path(env[config.DER_HOME_ENV])
+    ready = Path(env[config.TWIN_READY_ENV])
+    ready.unlink(missing_ok=True)
+    log = open(home / "twin.log", "a")
+    # same process group as `der dev`: a signal to the group stops the twin too
+    return subprocess.Popen([_venv_bin("der"), "simulate", "--ready-file", str(ready)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_dagster_dev(env: dict[str, str], *, host: str, port: int, twin: bool = True) -> int:
+    """Run the twin and `dagster dev` (webserver and daemon) in the foreground until interrupted."""
     dagster_home = Path(env["DAGSTER_HOME"])
-    cmd = [str(Path(shutil.which("dagster", path=str(Path(os.sys.executable).parent)) or "dagster")),
-           "dev", "-w", str(dagster_home / "workspace.yaml"), "-h", host, "-p", str(port)]
+    env = {**env, config.TWIN_READY_ENV: env.get(config.TWIN_READY_ENV) or str(config.data_home() / "twin_ready.json")}
+    # SIGTERM ends `der dev` through the finally below, so the twin never outlives the UI
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    twin_proc = start_twin(env) if twin else None
+    cmd = [_venv_bin("dagster"), "dev", "-w", str(dagster_home / "workspace.yaml"), "-h", host, "-p", str(port)]
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
+    finally:
+        if twin_proc is not None and twin_proc.poll() is None:
+            twin_proc.terminate()
+            try:
+                twin_proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                twin_proc.kill()

@@ -102,3 +102,16 @@ def test_ui_serves_registry_asset_and_checks(der_dev):
     assert status == "SUCCESS"
     execution = _graphql(port, CHECK_QUERY, {"name": "meter_point_present"})["assetCheckExecutions"][0]
     assert execution["evaluation"]["success"] is True
+
+
+def test_twin_runs_beside_the_ui(der_dev, isolated_home):
+    """`der dev` starts the fleet twin too; its ready file appears in the data home."""
+    import json
+
+    ready = isolated_home / "twin_ready.json"
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ready.exists(), (isolated_home / "twin.log").read_text()[-2000:]
+    data = json.loads(ready.read_text())
+    assert data["sunspec"] and all(d["host"] == "127.0.0.1" for d in data["sunspec"])
