@@ -1,0 +1,145 @@
+"""Normalization and quality: a complete grid per device, channel and day, with flags, never repairs.
+
+- `complete_grid`: every expected (site, device, source, channel) gets every interval of the
+  day. An interval nobody reported is a null value with quality `missing`, never a zero, an
+  interpolation or a dropped row. Overlapping pulls keep the latest belief (received_at).
+- `flag_suspect`: energy above what the nameplate can make in the interval (a spike) and a
+  non-zero value repeated for `stuck_intervals` in a row (a stuck register) become `suspect`;
+  the value is kept so a person can see what was reported.
+- `review_items`: what an operator should look at, one row per gap run or suspect run.
+- `lateness_s`: how long after an interval ended its value reached us.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from der_assets.telemetry.schema import CANONICAL_COLUMNS, KEY_COLUMNS
+
+SERIES_KEYS = ["site_id", "device_id", "source", "channel"]
+SPIKE_MARGIN = 1.10  # 10 % above nameplate before a value is called a spike
+STUCK_INTERVALS = 6  # the same non-zero value for 30 minutes at 5-minute resolution
+STUCK_CHANNELS = ("pv_kwh", "load_kwh", "grid_kwh", "battery_kwh")
+
+
+def day_grid(day_start: pd.Timestamp, day_end: pd.Timestamp, interval_s: int) -> pd.DatetimeIndex:
+    """Interval starts (UTC) of [day_start, day_end) at `interval_s`."""
+    return pd.date_range(day_start, day_end, freq=pd.Timedelta(seconds=interval_s), inclusive="left", tz="UTC")
+
+
+def complete_grid(
+    rows: pd.DataFrame,
+    expected: pd.DataFrame,
+    *,
+    day_start: pd.Timestamp,
+    day_end: pd.Timestamp,
+    believed_at: pd.Timestamp,
+) -> pd.DataFrame:
+    """Canonical rows for [day_start, day_end): one per expected series and interval.
+
+    rows: canonical rows from the parsers (any revision 0). expected: SERIES_KEYS + interval_s
+    for every series that should exist (from the registry), so a device that sent nothing at
+    all shows up as a full day of `missing`. believed_at: received_at given to missing rows.
+    """
+    rows = rows[(rows["interval_start"] >= day_start) & (rows["interval_start"] < day_end)]
+    # overlapping pulls: the latest belief wins, and a reported value beats a reported gap
+    rows = (rows.assign(_has=rows["value"].notna())
+            .sort_values(["_has", "received_at"])
+            .drop_duplicates(KEY_COLUMNS, keep="last")
+            .drop(columns="_has"))
+    series = pd.concat([expected[SERIES_KEYS + ["interval_s"]], rows[SERIES_KEYS + ["interval_s"]]])
+    series = series.drop_duplicates(SERIES_KEYS, keep="last")
+    frames = []
+    for interval_s, group in series.groupby("interval_s"):
+        grid = day_grid(day_start, day_end, int(interval_s))
+        frames.append(group.loc[group.index.repeat(len(grid))].assign(interval_start=np.tile(grid, len(group))))
+    if not frames:
+        return rows.iloc[0:0][CANONICAL_COLUMNS]
+    full = pd.concat(frames, ignore_index=True)
+    full["interval_start"] = pd.to_datetime(full["interval_start"], utc=True)
+    merged = full.merge(rows.drop(columns=["interval_s"]), on=SERIES_KEYS + ["interval_start"], how="left")
+    missing = merged["value"].isna()
+    merged.loc[missing, "quality"] = "missing"
+    merged["received_at"] = pd.to_datetime(merged["received_at"], utc=True).fillna(believed_at).astype("datetime64[ns, UTC]")
+    merged["interval_start"] = merged["interval_start"].astype("datetime64[ns, UTC]")
+    merged["revision"] = merged["revision"].fillna(0).astype("int64")
+    merged["interval_s"] = merged["interval_s"].astype("int64")
+    return merged[CANONICAL_COLUMNS].sort_values(SERIES_KEYS + ["interval_start"]).reset_index(drop=True)
+
+
+def flag_suspect(frame: pd.DataFrame, nameplate_kw: pd.Series, *, stuck_intervals: int = STUCK_INTERVALS) -> pd.DataFrame:
+    """Mark spikes and stuck values `suspect`; returns a copy with a `flag` column (spike/stuck/None).
+
+    nameplate_kw: indexed by device_id, the device's rated AC kW (PV inverter or battery).
+    """
+    out = frame.copy()
+    out["flag"] = None
+    energy = out["channel"].isin(["pv_kwh", "battery_kwh"])
+    limit_kwh = out["device_id"].map(nameplate_kw) * out["interval_s"] / 3600.0 * SPIKE_MARGIN
+    spike = energy & limit_kwh.notna() & (out["value"].abs() > limit_kwh)
+    out.loc[spike, "flag"] = "spike"
+
+    ordered = out.sort_values(SERIES_KEYS + ["interval_start"])
+    value = ordered["value"]
+    new_series = (ordered[SERIES_KEYS] != ordered[SERIES_KEYS].shift()).any(axis=1)
+    changed = new_series | (value != value.shift()) | value.isna()
+    run_id = changed.cumsum()
+    run_len = run_id.map(run_id.value_counts())
+    stuck = (ordered["channel"].isin(STUCK_CHANNELS) & value.notna() & (value != 0)
+             & (run_len >= stuck_intervals))
+    out.loc[stuck[stuck].index, "flag"] = out.loc[stuck[stuck].index, "flag"].fillna("stuck")
+    out.loc[out["flag"].notna() & out["value"].notna(), "quality"] = "suspect"
+    return out
+
+
+def lateness_s(frame: pd.DataFrame) -> pd.Series:
+    """Seconds between an interval's end and when its value was received (NaN for missing rows)."""
+    end = frame["interval_start"] + pd.to_timedelta(frame["interval_s"], unit="s")
+    late = (frame["received_at"] - end).dt.total_seconds()
+    return late.where(frame["quality"] != "missing")
+
+
+def review_items(flagged: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of consecutive missing or suspect intervals in a series."""
+    columns = [*SERIES_KEYS, "issue", "first_interval", "last_interval", "n_intervals"]
+    issue = np.where(flagged["quality"] == "missing", "gap",
+                     np.where(flagged["quality"] == "suspect", "suspect_" + flagged["flag"].fillna("value").astype(str), ""))
+    frame = flagged.assign(issue=issue).sort_values(SERIES_KEYS + ["interval_start"])
+    frame = frame[frame["issue"] != ""]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    step = pd.to_timedelta(frame["interval_s"], unit="s")
+    new_run = ((frame[SERIES_KEYS + ["issue"]] != frame[SERIES_KEYS + ["issue"]].shift()).any(axis=1)
+               | (frame["interval_start"] != frame["interval_start"].shift() + step.shift()))
+    frame = frame.assign(run=new_run.cumsum())
+    items = frame.groupby("run").agg(
+        site_id=("site_id", "first"), device_id=("device_id", "first"), source=("source", "first"),
+        channel=("channel", "first"), issue=("issue", "first"), first_interval=("interval_start", "min"),
+        last_interval=("interval_start", "max"), n_intervals=("interval_start", "size"))
+    return items[columns].reset_index(drop=True)
+
+
+def divergence(ami: pd.DataFrame, inverter: pd.DataFrame) -> pd.DataFrame:
+    """Per site: AMI grid energy against the vendor-reported grid energy over the intervals both have.
+
+    Both frames: canonical grid_kwh rows. Vendor rows are summed to the AMI interval first.
+    Returns site_id, ami_kwh, inverter_kwh, abs_diff_kwh, rel_diff (|diff| / sum |ami|), n_intervals.
+    """
+    columns = ["site_id", "ami_kwh", "inverter_kwh", "abs_diff_kwh", "rel_diff", "n_intervals"]
+    ami = ami[(ami["channel"] == "grid_kwh") & ami["value"].notna()]
+    inv = inverter[(inverter["channel"] == "grid_kwh") & inverter["value"].notna()]
+    if ami.empty or inv.empty:
+        return pd.DataFrame(columns=columns)
+    step_s = int(ami["interval_s"].max())
+    inv = inv.assign(bucket=inv["interval_start"].dt.floor(f"{step_s}s"))
+    full = inv.groupby(["site_id", "bucket"]).agg(inverter_kwh=("value", "sum"), covered_s=("interval_s", "sum"))
+    full = full[full["covered_s"] >= step_s].reset_index().rename(columns={"bucket": "interval_start"})
+    both = ami.groupby(["site_id", "interval_start"], as_index=False)["value"].sum().merge(full, on=["site_id", "interval_start"])
+    if both.empty:
+        return pd.DataFrame(columns=columns)
+    per_site = both.groupby("site_id").agg(ami_kwh=("value", "sum"), inverter_kwh=("inverter_kwh", "sum"),
+                                           abs_ami=("value", lambda v: v.abs().sum()), n_intervals=("value", "size"))
+    per_site["abs_diff_kwh"] = (per_site["ami_kwh"] - per_site["inverter_kwh"]).abs()
+    per_site["rel_diff"] = per_site["abs_diff_kwh"] / per_site["abs_ami"].where(per_site["abs_ami"] > 0)
+    return per_site.reset_index()[columns]
