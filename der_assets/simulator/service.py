@@ -148,7 +148,9 @@ async def run(
     modbus = []
     for device in sunspec_sites(hub):
         port = free_loopback_port()
-        server = SunSpecServer(SunSpecSite(hub.twin, device["site_id"]), host="127.0.0.1", port=port, unit_id=1)
+        site = SunSpecSite(hub.twin, device["site_id"], generac_site_energy=device["source"] == "generac",
+                           manufacturer="Generac" if device["source"] == "generac" else "der_assets")
+        server = SunSpecServer(site, host="127.0.0.1", port=port, unit_id=1)
         await server.start()
         modbus.append(server)
         sim.sunspec.append({**device, "host": "127.0.0.1", "port": port, "unit_id": 1})

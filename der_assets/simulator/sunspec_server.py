@@ -68,6 +68,21 @@ O_OUTWRTE, O_INWRTE, O_WINTMS, O_RVRTTMS, O_RMPTMS, O_CHAGRISET = 12, 13, 14, 15
 O_SF_WCHAMAX, O_SF_GRA, O_SF_VACHAMAX, O_SF_MINRSV, O_SF_CHASTATE, O_SF_STORAVAL, O_SF_INBATV, O_SF_RTE = range(18, 26)
 WRITABLE_124 = {O_WCHAMAX, O_STORCTL, O_OUTWRTE, O_INWRTE, O_RVRTTMS}
 
+# Generac PWRcell vendor model 64259 "site_energy" (L=64): point name, type, registers. The
+# layout follows Generac's published model definition; a conformance test compares it with
+# the real model_64259.json. Counters are watt-seconds (Ws), not Wh.
+M64259_LEN = 64
+M64259_POINTS = (
+    ("time", "uint32", 2), ("sysmode", "enum16", 1), ("alarms", "bitfield16", 1), ("bat_soc", "uint16", 1),
+    ("sf_10", "sunssf", 1), ("inv_state", "enum16", 1), ("dcgenerator_power", "int16", 1),
+    ("generation", "uint64", 4), ("consumption", "int64", 4), ("bat_out", "uint64", 4), ("bat_in", "uint64", 4),
+    ("net_out", "uint64", 4), ("net_in", "uint64", 4), ("inv_out", "uint64", 4), ("inv_in", "uint64", 4),
+    ("dcgenerator_out", "uint64", 4), ("dcgenerator_in", "uint64", 4), ("net_out_var", "uint64", 4),
+    ("net_in_var", "uint64", 4), ("gen_power", "int16", 1), ("inv_power", "int16", 1), ("net_power", "int16", 1),
+    ("bat_power", "int16", 1), ("max_sink_power", "int16", 1), ("max_source_power", "int16", 1),
+    ("Pad5", "pad", 1), ("Pad6", "pad", 1),
+)
+
 SF_RTE = -1  # OutWRte / InWRte in 0.1 %
 SF_PCT = -1  # SoC and reserve in 0.1 %
 SF_GRA = -2  # ramp in 0.01 % of WChaMax per second
@@ -114,6 +129,7 @@ class SunSpecSite:
         manufacturer: str = "der_assets",
         model_name: str = "FleetTwin hybrid",
         version: str = "0.1.0",
+        generac_site_energy: bool = False,
     ) -> None:
         self.twin = twin
         self.site_id = str(site_id)
@@ -127,7 +143,11 @@ class SunSpecSite:
         self.has_battery = self.capacity_kwh > 0
         self.w_sf = _fit_sf(max(self.pv_ac_w / 0.96, 1.0), 32767)
         self.wchamax_sf = _fit_sf(max(self.battery_w, 1.0), 65535)
-        end = (M124_ADDR + 2 + M124_LEN) if self.has_battery else M124_ADDR
+        after_124 = (M124_ADDR + 2 + M124_LEN) if self.has_battery else M124_ADDR
+        self.generac = generac_site_energy
+        self.m64259_addr = after_124 if self.generac else None
+        end = after_124 + (2 + M64259_LEN if self.generac else 0)
+        self.end_addr = end
         self.n_regs = end + 2 - BASE_ADDR
         # model 124 control state, as last written
         self.wchamax_w = self.battery_w
@@ -157,9 +177,9 @@ class SunSpecSite:
         put(M103_ADDR, [103, M103_LEN])
         if self.has_battery:
             put(M124_ADDR, [124, M124_LEN])
-            put(M124_ADDR + 2 + M124_LEN, [0xFFFF, 0])
-        else:
-            put(M124_ADDR, [0xFFFF, 0])
+        if self.generac:
+            put(self.m64259_addr, [64259, M64259_LEN])
+        put(self.end_addr, [0xFFFF, 0])
         return r
 
     def _now_s(self) -> float:
@@ -210,7 +230,41 @@ class SunSpecSite:
         ]
         if self.has_battery:
             self._refresh_storage(r)
+        if self.generac:
+            self._refresh_site_energy(r, pv_w, counters.iloc[i])
         return r
+
+    def _refresh_site_energy(self, r: list[int], pv_w: float, lifetime_wh: pd.Series) -> None:
+        """Generac 64259: lifetime counters in Ws (uint64), instantaneous W, SoC in 0.1 %."""
+        last = self.twin.last_result
+        hours = (last.interval_s / 3600) if last is not None else 1.0
+        bat_w = float(last.battery_kwh[-1, self.idx] / hours * 1000) if last is not None and last.n_intervals else 0.0
+        grid_w = float(last.grid_kwh[-1, self.idx] / hours * 1000) if last is not None and last.n_intervals else 0.0
+        ws = {k: int(round(float(lifetime_wh[k]) * 3600)) for k in lifetime_wh.index}
+        values = {
+            "time": int(self._now_s()), "sysmode": 1, "alarms": 0,
+            "bat_soc": _clamp_int(float(self.twin.soc_pct[self.idx]) * 10, 0, 1000), "sf_10": _u16(-1),
+            "inv_state": 1, "dcgenerator_power": 0,
+            "generation": ws["pv_wh"], "consumption": ws["load_wh"],
+            "bat_out": ws["battery_discharge_wh"], "bat_in": ws["battery_charge_wh"],
+            "net_out": ws["grid_export_wh"], "net_in": ws["grid_import_wh"],
+            "inv_out": ws["pv_wh"] + ws["battery_discharge_wh"], "inv_in": ws["battery_charge_wh"],
+            "dcgenerator_out": 0, "dcgenerator_in": 0, "net_out_var": 0, "net_in_var": 0,
+            "gen_power": _clamp_int(pv_w, -32767, 32767), "inv_power": _clamp_int(pv_w + bat_w, -32767, 32767),
+            "net_power": _clamp_int(grid_w, -32767, 32767), "bat_power": _clamp_int(bat_w, -32767, 32767),
+            "max_sink_power": _clamp_int(self.battery_w, 0, 32767), "max_source_power": _clamp_int(self.battery_w, 0, 32767),
+            "Pad5": NI_INT16, "Pad6": NI_INT16,
+        }
+        regs: list[int] = []
+        for name, kind, size in M64259_POINTS:
+            v = int(values[name])
+            if kind in ("int16", "sunssf"):
+                v &= 0xFFFF
+            elif kind == "int64":
+                v &= (1 << 64) - 1
+            regs += [(v >> (16 * (size - 1 - k))) & 0xFFFF for k in range(size)]
+        start = self.m64259_addr + 2 - BASE_ADDR
+        r[start : start + M64259_LEN] = regs
 
     def _refresh_storage(self, r: list[int]) -> None:
         i = self.idx
