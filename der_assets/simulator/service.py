@@ -57,6 +57,7 @@ def make_credentials(seed: int = 0) -> dict[str, str]:
         "enphase_gateway_token": token("enphase-gateway", 64),
         "sma_access_token": token("sma", 64),
         "sonnen_auth_token": token("sonnen"),
+        "sma_webconnect_password": token("sma-webconnect", 12),
     }
 
 
@@ -85,6 +86,8 @@ def build_http_apps(hub: TwinHub, creds: dict[str, str]) -> dict[str, object]:
         apps["enphase_gateway"] = m.build_gateway_app(hub, token=creds["enphase_gateway_token"])
     if (m := _optional("sma")) is not None:
         apps["sma"] = m.build_app(hub, access_token=creds["sma_access_token"])
+    if (m := _optional("sma_webconnect")) is not None:
+        apps["sma_webconnect"] = m.build_app(hub, password=creds["sma_webconnect_password"])
     if (m := _optional("sonnen")) is not None:
         apps["sonnen"] = m.build_app(hub, auth_token=creds["sonnen_auth_token"])
     if (m := _optional("fronius")) is not None:
