@@ -1,6 +1,6 @@
 """What every twin HTTP server shares: which sites a vendor serves, credentials, and faults.
 
-Each vendor module builds a Starlette app with `build_app(hub, credentials)`. Device-local
+Each vendor module builds a Starlette app with `build_app(hub, *, <its credentials>)`. Device-local
 APIs (sonnen, Fronius, the Enphase IQ Gateway) are served for every site under
 `/sites/<site_id>/...`, so a connector treats `http://127.0.0.1:PORT/sites/<site_id>` as the
 device's base URL and appends the vendor's real paths to it.
