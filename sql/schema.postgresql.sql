@@ -35,6 +35,22 @@ CREATE TABLE raw_payloads (
 CREATE INDEX ix_raw_payloads_sha256 ON raw_payloads (sha256);
 CREATE INDEX ix_raw_payloads_source_received ON raw_payloads (source, received_at);
 
+CREATE TABLE reconciled_intervals (
+	site_id VARCHAR(64) NOT NULL, 
+	device_id VARCHAR(64) NOT NULL, 
+	source VARCHAR(32) NOT NULL, 
+	channel VARCHAR(16) NOT NULL, 
+	interval_start TIMESTAMP WITH TIME ZONE NOT NULL, 
+	interval_s INTEGER NOT NULL, 
+	value FLOAT, 
+	quality VARCHAR(16) NOT NULL, 
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	revision INTEGER NOT NULL, 
+	PRIMARY KEY (site_id, device_id, source, channel, interval_start, revision)
+);
+
+CREATE INDEX ix_reconciled_intervals_start ON reconciled_intervals (interval_start);
+
 CREATE TABLE registry_imports (
 	import_id SERIAL NOT NULL, 
 	file_name VARCHAR(512) NOT NULL, 
@@ -46,6 +62,25 @@ CREATE TABLE registry_imports (
 	PRIMARY KEY (import_id)
 );
 
+
+CREATE TABLE review_queue (
+	review_id SERIAL NOT NULL, 
+	day DATE NOT NULL, 
+	origin VARCHAR(64) NOT NULL, 
+	site_id VARCHAR(64), 
+	device_id VARCHAR(64), 
+	source VARCHAR(32), 
+	channel VARCHAR(16), 
+	issue VARCHAR(32) NOT NULL, 
+	first_interval TIMESTAMP WITH TIME ZONE, 
+	last_interval TIMESTAMP WITH TIME ZONE, 
+	n_intervals INTEGER, 
+	detail TEXT, 
+	detected_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (review_id)
+);
+
+CREATE INDEX ix_review_queue_day_origin ON review_queue (day, origin);
 
 CREATE TABLE schema_info (
 	schema_version INTEGER NOT NULL, 

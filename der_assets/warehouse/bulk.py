@@ -49,7 +49,8 @@ def replace_window(
     end: dt.datetime,
     where: dict[str, object] | None = None,
 ) -> tuple[int, int]:
-    """Delete the rows in [start, end) (narrowed by `where`) and insert `frame`, in the caller's transaction.
+    """Delete the rows in [start, end) (narrowed by `where`: a value, or a list for IN) and insert
+    `frame`, in the caller's transaction.
 
     Run inside `engine.begin()`: a run killed mid-write rolls back and leaves the previous
     version of the window intact. Rows of `frame` outside the window are refused.
@@ -59,7 +60,8 @@ def replace_window(
         if times.min() < pd.Timestamp(start) or times.max() >= pd.Timestamp(end):
             raise ValueError(f"rows outside the window [{start.isoformat()}, {end.isoformat()}) of {table.name}")
     condition = sa.and_(table.c[time_column] >= start, table.c[time_column] < end,
-                        *[table.c[k] == v for k, v in (where or {}).items()])
+                        *[table.c[k].in_(v) if isinstance(v, (list, tuple, set)) else table.c[k] == v
+                          for k, v in (where or {}).items()])
     deleted = conn.execute(table.delete().where(condition)).rowcount
     inserted = bulk_insert(conn, table, frame)
     return deleted, inserted

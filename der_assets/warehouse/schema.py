@@ -166,6 +166,35 @@ interval_telemetry = sa.Table(
     comment="The canonical interval series (DESIGN.md): energy per interval, UTC interval-beginning.",
 )
 
+reconciled_intervals = sa.Table(
+    "reconciled_intervals",
+    metadata,
+    *[sa.Column(c.name, c.type, nullable=c.nullable) for c in interval_telemetry.columns],
+    sa.PrimaryKeyConstraint("site_id", "device_id", "source", "channel", "interval_start", "revision"),
+    sa.Index("ix_reconciled_intervals_start", "interval_start"),
+    comment="Site grid energy: the vendor-based estimate (revision 0) and AMI (revision 1), both kept.",
+)
+
+review_queue = sa.Table(
+    "review_queue",
+    metadata,
+    sa.Column("review_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("origin", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(64)),
+    sa.Column("device_id", sa.String(64)),
+    sa.Column("source", sa.String(32)),
+    sa.Column("channel", sa.String(16)),
+    sa.Column("issue", sa.String(32), nullable=False),
+    sa.Column("first_interval", sa.DateTime(timezone=True)),
+    sa.Column("last_interval", sa.DateTime(timezone=True)),
+    sa.Column("n_intervals", sa.Integer),
+    sa.Column("detail", sa.Text),
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_review_queue_day_origin", "day", "origin"),
+    comment="Gaps, suspect values, quarantined payloads and divergences for an operator to review.",
+)
+
 REGISTRY_TABLES = {
     "subscriber": registry_subscribers,
     "site": registry_sites,

@@ -228,3 +228,18 @@ def _to_rows(series, many_points: bool, ctx: Ctx) -> pd.DataFrame:
 
 
 ENDPOINTS = {"espi": parse_espi}
+
+
+def usage_point_ids(payload: bytes) -> List[str]:
+    """The UsagePoint ids (last segment of each UsagePoint entry's self link) in a feed.
+
+    Utilities name the meter in the UsagePoint link; the AMI inbox uses this to find the site
+    a file belongs to before parsing it. Unreadable XML gives an empty list, not an error: the
+    parser proper reports that, with its context.
+    """
+    try:
+        root = SafeET.fromstring(payload, forbid_dtd=True)
+    except (DefusedXmlException, XMLSyntaxError):
+        return []
+    return [e["self"].rstrip("/").rsplit("/", 1)[-1] for e in _entries(root)
+            if e["kind"] == "UsagePoint" and e["self"]]
