@@ -1,6 +1,24 @@
 -- Rendered from der_assets/warehouse/schema.py (schema version 1) by `der db ddl`.
 -- Do not edit: change schema.py and re-render.
 
+CREATE TABLE dispatch_instructions (
+	instruction_id VARCHAR(128) NOT NULL, 
+	modification INTEGER NOT NULL, 
+	iso VARCHAR(8) NOT NULL, 
+	resource_id VARCHAR(64) NOT NULL, 
+	issued_at DATETIME NOT NULL, 
+	start DATETIME NOT NULL, 
+	"end" DATETIME NOT NULL, 
+	interval_minutes INTEGER NOT NULL, 
+	target_kw TEXT NOT NULL, 
+	status VARCHAR(16) NOT NULL, 
+	channel VARCHAR(16) NOT NULL, 
+	received_at DATETIME NOT NULL, 
+	raw_sha256 VARCHAR(64), 
+	PRIMARY KEY (instruction_id, modification)
+);
+
+
 CREATE TABLE interval_telemetry (
 	site_id VARCHAR(64) NOT NULL, 
 	device_id VARCHAR(64) NOT NULL, 

@@ -195,6 +195,26 @@ review_queue = sa.Table(
     comment="Gaps, suspect values, quarantined payloads and divergences for an operator to review.",
 )
 
+dispatch_instructions = sa.Table(
+    "dispatch_instructions",
+    metadata,
+    sa.Column("instruction_id", sa.String(128), nullable=False),
+    sa.Column("modification", sa.Integer, nullable=False),
+    sa.Column("iso", sa.String(8), nullable=False),
+    sa.Column("resource_id", sa.String(64), nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("interval_minutes", sa.Integer, nullable=False),
+    sa.Column("target_kw", sa.Text, nullable=False),  # JSON: one number or one per interval
+    sa.Column("status", sa.String(16), nullable=False),  # active, cancelled, superseded
+    sa.Column("channel", sa.String(16), nullable=False),  # openadr, http, inbox
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("raw_sha256", sa.String(64)),
+    sa.PrimaryKeyConstraint("instruction_id", "modification"),
+    comment="Every ISO/utility dispatch instruction and each modification or cancellation of it.",
+)
+
 REGISTRY_TABLES = {
     "subscriber": registry_subscribers,
     "site": registry_sites,
