@@ -23,7 +23,7 @@ import pandera.errors
 
 from ..errors import ParseError
 from ..schema import CANONICAL_COLUMNS, validate
-from . import enphase, fronius, greenbutton, sma, solaredge, sonnen
+from . import enphase, fronius, greenbutton, sma, solaredge, sonnen, sunspec
 from ._common import Ctx
 
 Parser = Callable[[bytes, Ctx], pd.DataFrame]
@@ -36,6 +36,8 @@ VENDORS = {
     "sonnen": (sonnen, "sonnen"),
     "fronius": (fronius, "fronius"),
     "greenbutton": (greenbutton, "ami"),
+    "sunspec": (sunspec, "sunspec"),
+    "generac": (sunspec, "generac"),  # PWRcell over SunSpec Modbus; rows keep the registry's source
 }
 
 PARSERS: Dict[Tuple[str, str], Parser] = {
