@@ -19,6 +19,12 @@ from der_assets.telemetry.schema import CANONICAL_COLUMNS
 DEVICE_CHANNELS = {"pv_inverter": ("pv_kwh",), "battery": ("battery_kwh", "soc_pct")}
 DEFAULT_INTERVAL_S = {"solaredge": 900}
 LATE_AFTER_S = 6 * 3600  # a value that took more than six hours to arrive counts as late
+# Device-local APIs answer with a snapshot; a day's polls are parsed as one log (counters need two).
+SNAPSHOT_ENDPOINTS = {
+    ("enphase", "production.json"), ("enphase", "ivp_meters_readings"), ("sonnen", "status"),
+    ("sonnen", "powermeter"), ("fronius", "GetPowerFlowRealtimeData"), ("sunspec", "snapshot"),
+    ("generac", "snapshot"),
+}
 
 
 @dataclass(frozen=True)
@@ -91,17 +97,47 @@ def normalize_day(
     day_end = day_start + pd.Timedelta(days=1)
     sites = registry.drop_duplicates("site_id").set_index("site_id")
     frames, quarantined, parsed = [empty_frame()], [], []
-    for p in payloads:
+
+    def parse(p: LandedPayload, content: bytes):
         tz = sites["timezone"].get(p.site_id) if p.site_id in sites.index else None
-        try:
-            frame = parse_payload(p.source, p.endpoint, p.content, site_id=p.site_id or "unknown", tz=tz,
-                                  received_at=p.received_at.to_pydatetime())
-        except ParseError as exc:
-            quarantined.append({"payload_id": p.payload_id, "source": p.source, "endpoint": p.endpoint,
-                                "site_id": p.site_id, "error": str(exc)})
+        return parse_payload(p.source, p.endpoint, content, site_id=p.site_id or "unknown", tz=tz,
+                             received_at=p.received_at.to_pydatetime())
+
+    def quarantine(p: LandedPayload, exc: Exception) -> None:
+        quarantined.append({"payload_id": p.payload_id, "source": p.source, "endpoint": p.endpoint,
+                            "site_id": p.site_id, "error": str(exc)})
+
+    logs: dict[tuple, list[LandedPayload]] = {}
+    for p in payloads:
+        if (p.source, p.endpoint) in SNAPSHOT_ENDPOINTS:
+            logs.setdefault((p.source, p.endpoint, p.site_id), []).append(p)
             continue
-        parsed.append(p.payload_id)
-        frames.append(frame)
+        try:
+            frames.append(parse(p, p.content))
+            parsed.append(p.payload_id)
+        except ParseError as exc:
+            quarantine(p, exc)
+    for group in logs.values():
+        group = sorted(group, key=lambda p: (p.received_at, p.payload_id))
+        try:
+            frames.append(parse(group[-1], b"\n".join(p.content.strip() for p in group)))
+            parsed.extend(p.payload_id for p in group)
+        except ParseError:
+            # find the bad polls, quarantine them, and read the log of the good ones
+            good = []
+            for p in group:
+                try:
+                    parse(p, p.content)
+                    good.append(p)
+                except ParseError as exc:
+                    quarantine(p, exc)
+            if good:
+                try:
+                    frames.append(parse(good[-1], b"\n".join(p.content.strip() for p in good)))
+                    parsed.extend(p.payload_id for p in good)
+                except ParseError as exc:
+                    for p in good:
+                        quarantine(p, exc)
     rows = assign_devices(pd.concat(frames, ignore_index=True), registry)
     expected = expected_series(registry, sources)
     full = complete_grid(rows, expected, day_start=day_start, day_end=day_end, believed_at=believed_at)

@@ -79,6 +79,8 @@ def _check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
     partitions_def=daily,
     kinds={"pandas", "sql"},
     check_specs=_check_specs("interval_telemetry"),
+    deps=[dg.AssetDep("raw_payloads",
+                      partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"))],
     automation_condition=dg.AutomationCondition.eager(),
     description="Canonical, quality-flagged interval series of every vendor device for one UTC day.",
 )
