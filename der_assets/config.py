@@ -42,19 +42,3 @@ def twin_ready_file() -> Path:
     """The fleet twin's ready file: DER_TWIN_READY_FILE, else in the data home."""
     configured = os.environ.get(TWIN_READY_ENV)
     return Path(configured) if configured else data_home() / "twin_ready.json"
-
-
-def ami_inbox() -> Path:
-    """Where Green Button files arrive: DER_AMI_INBOX, else the twin's inbox, else $DER_HOME/ami_inbox."""
-    configured = os.environ.get("DER_AMI_INBOX")
-    if configured:
-        return Path(configured)
-    ready = twin_ready_file()
-    if ready.exists():
-        import json
-
-        try:
-            return Path(json.loads(ready.read_text())["ami_inbox"])
-        except (ValueError, KeyError):
-            pass
-    return data_home() / "ami_inbox"

@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from der_assets import config
 from der_assets.connectors.landing import land
+from der_assets.connectors.settings import SettingsError, ami_inbox
 from der_assets.defs.resources import WarehouseResource
 from der_assets.defs.telemetry.assets import meter_intervals
 from der_assets.registry.store import current_registry
@@ -23,7 +23,10 @@ ami_job = dg.define_asset_job("ami_ingest", selection=dg.AssetSelection.assets(m
 @dg.sensor(job=ami_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def ami_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     """Land each new inbox file (raw bytes first, content-addressed) and rebuild the days it covers."""
-    inbox = config.ami_inbox()
+    try:
+        inbox = ami_inbox()
+    except SettingsError as exc:
+        return dg.SkipReason(str(exc))
     if not inbox.is_dir():
         return dg.SkipReason(f"no AMI inbox at {inbox}")
     engine = warehouse.engine()
