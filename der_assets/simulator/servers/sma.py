@@ -29,10 +29,15 @@ Vendor quirks reproduced here:
   "end" serves either, so the question stays testable.
 - Only elapsed steps are listed (the twin has nothing later); dropped steps simply have no
   entry.
+
+Twin control endpoint (ours: SMA's monitoring API has no battery control):
+    POST /sites/<site_id>/control with the Bearer token, body {"setpoint_kw": float|null,
+    "duration_s": int}; out of limits -> 400 {"message": "Bad Request", "detail": ...}.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import pandas as pd
@@ -42,8 +47,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from der_assets.simulator.hub import TwinHub
+from der_assets.simulator.hub import CommandRejected, TwinHub
 from der_assets.simulator.servers.common import FaultMiddleware, vendor_sites
+from der_assets.simulator.servers.solaredge import parse_control_body
+
+log = logging.getLogger(__name__)
 
 VENDOR = "sma"
 SET_TYPE = "EnergyAndPowerPv"
@@ -162,7 +170,24 @@ def build_app(hub: TwinHub, *, access_token: str, time_label: Literal["start", "
                                        device=device, time_label=time_label)
         return JSONResponse(body, status_code=status)
 
+    async def control(request: Request):
+        """The twin's battery control (SMA's cloud API has none): {"setpoint_kw", "duration_s"}."""
+        if (refused := denied(request)) is not None:
+            return refused
+        site_id = request.path_params["site_id"]
+        if site_id not in {p.site_id for p in plants.values()}:
+            return not_found(f"site {site_id}")
+        try:
+            setpoint_kw, duration_s = parse_control_body(await request.body())
+            hub.command(site_id, setpoint_kw, duration_s if setpoint_kw is not None else 1)
+        except (ValueError, CommandRejected) as exc:
+            log.warning("sma control rejected: site=%s: %s", site_id, exc)
+            return JSONResponse({"message": "Bad Request", "detail": str(exc)}, status_code=400)
+        log.info("sma control: site=%s setpoint_kw=%s duration_s=%s", site_id, setpoint_kw, duration_s)
+        return JSONResponse({"accepted": True, "setpoint_kw": setpoint_kw, "duration_s": duration_s})
+
     routes = [
+        Route("/sites/{site_id}/control", control, methods=["POST"]),
         Route("/v1/plants", list_plants),
         Route("/v1/plants/{plant_id}", plant),
         Route("/v1/plants/{plant_id}/devices/lean", devices),
