@@ -1,0 +1,62 @@
+"""The file inbox: an operator (or an SFTP drop) puts DESIGN.md instruction JSON files in a folder.
+
+Each ``*.json`` file is landed, then recorded, then moved: to ``done/`` when it was recorded
+(including duplicates), to ``rejected/`` with ``<name>.error.txt`` (one line) beside it when it
+was not. Moving is what makes a re-run safe; files are never deleted. Writers should write
+``name.json.tmp`` and rename, because a file still being written is read as truncated JSON and
+rejected. Files are taken in name order, so name them so that modifications sort after the
+originals (a stale modification is still recorded correctly, just reported as ``stale``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from der_assets.connectors.landing import land, mark
+from der_assets.dispatch.errors import DispatchInputError
+from der_assets.dispatch.intake.jsonbody import instruction_from_json
+from der_assets.dispatch.intake.store import Outcome, record_instruction
+
+log = logging.getLogger(__name__)
+
+
+def _move(path: Path, folder: Path) -> Path:
+    """Move without overwriting: the same name dropped twice keeps both files."""
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    n = 1
+    while target.exists():
+        target = folder / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    path.replace(target)
+    return target
+
+
+def ingest_inbox(engine: Engine, folder: str | Path, *, resource_ids: Collection[str] | None = None) -> list[Outcome]:
+    """Record every ``*.json`` in ``folder``; one outcome per file in name order (``rejected`` for bad ones)."""
+    folder = Path(folder)
+    outcomes: list[Outcome] = []
+    for path in sorted(p for p in folder.glob("*.json") if p.is_file()):
+        raw = path.read_bytes()
+        received_at = dt.datetime.now(dt.timezone.utc)
+        landed = land(engine, raw, source="dispatch", endpoint="inbox", received_at=received_at)
+        try:
+            instruction, cancelled = instruction_from_json(raw, source=path.name, resource_ids=resource_ids)
+            outcome = record_instruction(engine, instruction, channel="inbox", raw=raw,
+                                         received_at=received_at, cancelled=cancelled)
+        except DispatchInputError as exc:
+            mark(engine, landed.payload_id, "quarantined", str(exc))
+            moved = _move(path, folder / "rejected")
+            moved.with_name(moved.name + ".error.txt").write_text(str(exc).replace("\n", " ") + "\n")
+            log.warning("rejected %s: %s", path.name, exc)
+            outcomes.append(Outcome.REJECTED)
+            continue
+        mark(engine, landed.payload_id, "parsed")
+        _move(path, folder / "done")
+        outcomes.append(outcome)
+    return outcomes
