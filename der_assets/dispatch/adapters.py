@@ -14,6 +14,7 @@ cannot stop the rest of the fleet.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
@@ -24,6 +25,19 @@ from der_assets.connectors.http import ConnectorError
 from der_assets.connectors.settings import SettingsError, sunspec_devices, vendor_settings
 
 TIMEOUT_S = 10.0
+# Cloud control calls share the vendor's concurrency limit (SolarEdge: 3 at a time per key).
+CONCURRENCY = {"solaredge": 3, "enphase": 5, "sma": 2}
+RETRY_STATUSES = {429, 503}
+ATTEMPTS = 3
+_gates: dict[tuple[int, str], asyncio.Semaphore] = {}
+
+
+def _gate(source: str) -> asyncio.Semaphore:
+    """One semaphore per vendor and event loop (a semaphore belongs to the loop that uses it)."""
+    key = (id(asyncio.get_running_loop()), source)
+    if key not in _gates:
+        _gates[key] = asyncio.Semaphore(CONCURRENCY.get(source, 4))
+    return _gates[key]
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,11 @@ async def _cloud(battery_id, site_id, source, setpoint_kw, duration_s) -> Ack:
         headers["Authorization"] = f"Bearer {s.need('access_token')}"
     else:
         headers["Authorization"] = f"Bearer {s.need('access_token')}"
-    async with httpx.AsyncClient(base_url=s.base_url, timeout=TIMEOUT_S) as http:
-        r = await http.post(f"/sites/{site_id}/control", params=params, headers=headers,
-                            json={"setpoint_kw": setpoint_kw, "duration_s": int(max(duration_s, 1))})
+    body = {"setpoint_kw": setpoint_kw, "duration_s": int(max(duration_s, 1))}
+    async with _gate(source), httpx.AsyncClient(base_url=s.base_url, timeout=TIMEOUT_S) as http:
+        for attempt in range(ATTEMPTS):
+            r = await http.post(f"/sites/{site_id}/control", params=params, headers=headers, json=body)
+            if r.status_code not in RETRY_STATUSES or attempt == ATTEMPTS - 1:
+                break
+            await asyncio.sleep(min(float(r.headers.get("Retry-After", 1) or 1), 5.0))
     return _ack(battery_id, site_id, source, setpoint_kw, r.status_code < 400, f"HTTP {r.status_code} {r.text}")

@@ -49,11 +49,12 @@ def complete_grid(
             .drop_duplicates(KEY_COLUMNS, keep="last")
             .drop(columns="_has"))
     series = pd.concat([expected[SERIES_KEYS + ["interval_s"]], rows[SERIES_KEYS + ["interval_s"]]])
-    series = series.drop_duplicates(SERIES_KEYS, keep="last")
+    series = series.drop_duplicates(SERIES_KEYS, keep="last").reset_index(drop=True)
     frames = []
     for interval_s, group in series.groupby("interval_s"):
         grid = day_grid(day_start, day_end, int(interval_s))
-        frames.append(group.loc[group.index.repeat(len(grid))].assign(interval_start=np.tile(grid, len(group))))
+        frames.append(group.iloc[np.repeat(np.arange(len(group)), len(grid))]
+                      .assign(interval_start=np.tile(grid, len(group))))
     if not frames:
         return rows.iloc[0:0][CANONICAL_COLUMNS]
     full = pd.concat(frames, ignore_index=True)
