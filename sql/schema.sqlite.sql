@@ -1,6 +1,22 @@
 -- Rendered from der_assets/warehouse/schema.py (schema version 1) by `der db ddl`.
 -- Do not edit: change schema.py and re-render.
 
+CREATE TABLE dispatch_commands (
+	command_id INTEGER NOT NULL, 
+	instruction_id VARCHAR(128) NOT NULL, 
+	modification INTEGER NOT NULL, 
+	battery_id VARCHAR(64) NOT NULL, 
+	site_id VARCHAR(64) NOT NULL, 
+	source VARCHAR(32) NOT NULL, 
+	setpoint_kw FLOAT, 
+	ok BOOLEAN NOT NULL, 
+	detail TEXT, 
+	sent_at DATETIME NOT NULL, 
+	PRIMARY KEY (command_id)
+);
+
+CREATE INDEX ix_dispatch_commands_instruction ON dispatch_commands (instruction_id);
+
 CREATE TABLE dispatch_instructions (
 	instruction_id VARCHAR(128) NOT NULL, 
 	modification INTEGER NOT NULL, 
@@ -16,6 +32,31 @@ CREATE TABLE dispatch_instructions (
 	received_at DATETIME NOT NULL, 
 	raw_sha256 VARCHAR(64), 
 	PRIMARY KEY (instruction_id, modification)
+);
+
+
+CREATE TABLE dispatch_plans (
+	instruction_id VARCHAR(128) NOT NULL, 
+	modification INTEGER NOT NULL, 
+	battery_id VARCHAR(64) NOT NULL, 
+	interval_start DATETIME NOT NULL, 
+	setpoint_kw FLOAT NOT NULL, 
+	soc_end_kwh FLOAT NOT NULL, 
+	PRIMARY KEY (instruction_id, modification, battery_id, interval_start)
+);
+
+
+CREATE TABLE event_performance (
+	instruction_id VARCHAR(128) NOT NULL, 
+	modification INTEGER NOT NULL, 
+	interval_start DATETIME NOT NULL, 
+	instructed_kwh FLOAT NOT NULL, 
+	delivered_kwh FLOAT NOT NULL, 
+	delivered_pct FLOAT, 
+	apportioned BOOLEAN NOT NULL, 
+	batteries_missing INTEGER NOT NULL, 
+	computed_at DATETIME NOT NULL, 
+	PRIMARY KEY (instruction_id, modification, interval_start)
 );
 
 

@@ -25,6 +25,25 @@ class WarehouseResource(dg.ConfigurableResource):
         return "postgres" if self.resolved_url().startswith("postgres") else "sqlite"
 
 
+class ClockResource(dg.ConfigurableResource):
+    """The platform's clock: the wall clock, or the fleet twin's when it replays faster (DER_CLOCK=twin).
+
+    Pulls ask vendors for data up to "now" and dispatch carries events out in real time, so both
+    must agree with the fleet about what time it is.
+    """
+
+    follow_twin: bool | None = None
+
+    def clock(self):
+        import os
+
+        from der_assets.connectors.settings import read_ready_file
+        from der_assets.dispatch.clock import DispatchClock
+
+        follow = self.follow_twin if self.follow_twin is not None else os.environ.get("DER_CLOCK") == "twin"
+        return DispatchClock.from_ready(read_ready_file() or {}) if follow else DispatchClock.wall()
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"warehouse": WarehouseResource()})
+    return dg.Definitions(resources={"warehouse": WarehouseResource(), "clock": ClockResource()})

@@ -6,8 +6,9 @@
   seen; the caller gets its id in the warnings.
 - `forecast_from_history`: per site and interval, load and PV as the mean of the same UTC time
   of day over the history given (typically the last 7 days of interval_telemetry). A site with
-  no history gets PV 0 and load equal to its PLC (its peak load contribution), a deliberately
-  high load so a non-export site is never planned to export; it is named in the warnings.
+  no history is named in the warnings and forecast on the safe side of each use: load 0 during
+  the event (a non-export site is then never planned to discharge past a load nobody has
+  seen) and load equal to its PLC after it (the subscriber's own need is protected).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def forecast_from_history(
     history: pd.DataFrame,
     registry: pd.DataFrame,
     interval_start: pd.DatetimeIndex,
+    event_end: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """forecast.csv rows (site_id, interval_start, load_kw, pv_kw) for every battery site."""
     sites = registry[registry["device_type"] == "battery"].drop_duplicates("site_id")
@@ -104,9 +106,12 @@ def forecast_from_history(
         else:
             no_history.append(site.site_id)
             pv = np.zeros(len(interval_start))
-            load = np.full(len(interval_start), float(site.plc_kw) if pd.notna(site.plc_kw) else 0.0)
+            plc = float(site.plc_kw) if pd.notna(site.plc_kw) else 0.0
+            after = interval_start >= event_end if event_end is not None else np.ones(len(interval_start), bool)
+            load = np.where(after, plc, 0.0)
         frames.append(pd.DataFrame({"site_id": site.site_id, "interval_start": interval_start,
                                     "load_kw": np.maximum(load, 0.0), "pv_kw": np.maximum(pv, 0.0)}))
     if no_history:
-        warnings.append(f"{len(no_history)} sites have no telemetry history; forecast PV 0 and load = PLC")
+        warnings.append(f"{len(no_history)} sites have no telemetry history; forecast PV 0, load 0 during the "
+                        "event and PLC after it")
     return pd.concat(frames, ignore_index=True), warnings

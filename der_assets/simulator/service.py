@@ -44,6 +44,10 @@ class ScaledClock:
     def __call__(self) -> pd.Timestamp:
         return self._start + pd.Timedelta(seconds=(self._wall() - self._wall0) * self.speed)
 
+    def describe(self) -> dict[str, object]:
+        """How a client can follow this clock: twin time = sim_epoch + (wall - wall_epoch_s) * speed."""
+        return {"sim_epoch": self._start.isoformat(), "wall_epoch_s": self._wall0, "speed": self.speed}
+
 
 def make_credentials(seed: int = 0) -> dict[str, str]:
     """Deterministic per seed, so a demo's ready file is stable; the servers reject anything else."""
@@ -120,7 +124,8 @@ class Simulator:
             "ami_inbox": str(self.inbox),
             "credentials": self.credentials,
             "device_base_path": "/sites/{site_id}",
-            "clock": {"now": self.hub.now().isoformat(), "interval_s": self.hub.interval_s},
+            "clock": {"now": self.hub.now().isoformat(), "interval_s": self.hub.interval_s,
+                      **(self.hub.clock.describe() if hasattr(self.hub.clock, "describe") else {})},
         }
 
 

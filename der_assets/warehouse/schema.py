@@ -215,6 +215,52 @@ dispatch_instructions = sa.Table(
     comment="Every ISO/utility dispatch instruction and each modification or cancellation of it.",
 )
 
+dispatch_plans = sa.Table(
+    "dispatch_plans",
+    metadata,
+    sa.Column("instruction_id", sa.String(128), nullable=False),
+    sa.Column("modification", sa.Integer, nullable=False),
+    sa.Column("battery_id", sa.String(64), nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("setpoint_kw", sa.Float, nullable=False),
+    sa.Column("soc_end_kwh", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("instruction_id", "modification", "battery_id", "interval_start"),
+    comment="The plan for each instruction modification: a setpoint per battery and interval (+ discharge).",
+)
+
+dispatch_commands = sa.Table(
+    "dispatch_commands",
+    metadata,
+    sa.Column("command_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("instruction_id", sa.String(128), nullable=False),
+    sa.Column("modification", sa.Integer, nullable=False),
+    sa.Column("battery_id", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("setpoint_kw", sa.Float),  # NULL = released to self-consumption
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_dispatch_commands_instruction", "instruction_id"),
+    comment="Every command sent to a device for an instruction, with its acknowledgement.",
+)
+
+event_performance = sa.Table(
+    "event_performance",
+    metadata,
+    sa.Column("instruction_id", sa.String(128), nullable=False),
+    sa.Column("modification", sa.Integer, nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("instructed_kwh", sa.Float, nullable=False),
+    sa.Column("delivered_kwh", sa.Float, nullable=False),
+    sa.Column("delivered_pct", sa.Float),
+    sa.Column("apportioned", sa.Boolean, nullable=False),
+    sa.Column("batteries_missing", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("instruction_id", "modification", "interval_start"),
+    comment="Delivered against instructed per interval, recomputed as telemetry (and AMI) arrives.",
+)
+
 REGISTRY_TABLES = {
     "subscriber": registry_subscribers,
     "site": registry_sites,

@@ -41,11 +41,13 @@ def test_forecast_is_the_mean_of_the_same_time_of_day():
         for channel, value in (("load_kwh", load_kwh), ("pv_kwh", 0.2)):
             rows.append({"site_id": site, "device_id": site, "source": "solaredge", "channel": channel,
                          "interval_start": pd.Timestamp(f"{day}T18:00Z"), "interval_s": 300, "value": value})
-    index = pd.date_range("2026-07-15T18:00Z", periods=1, freq="5min")
-    forecast, warnings = forecast_from_history(pd.DataFrame(rows), registry, index)
+    index = pd.date_range("2026-07-15T18:00Z", periods=2, freq="5min")
+    forecast, warnings = forecast_from_history(pd.DataFrame(rows), registry, index,
+                                               event_end=pd.Timestamp("2026-07-15T18:05Z"))
     mine = forecast[forecast.site_id == site].iloc[0]
     assert mine["load_kw"] == pytest.approx(2.4)  # mean 0.2 kWh in 5 minutes
     assert mine["pv_kw"] == pytest.approx(2.4)
-    other = forecast[forecast.site_id != site].iloc[0]
-    assert other["pv_kw"] == 0 and other["load_kw"] == registry.set_index("site_id").loc[other.site_id, "plc_kw"].iloc[0]
-    assert warnings == ["1 sites have no telemetry history; forecast PV 0 and load = PLC"]
+    other = forecast[forecast.site_id != site]
+    plc = registry.set_index("site_id").loc[other.site_id.iloc[0], "plc_kw"].iloc[0]
+    assert (other["pv_kw"] == 0).all() and other["load_kw"].tolist() == [0.0, plc]  # 0 in the event, PLC after
+    assert warnings == ["1 sites have no telemetry history; forecast PV 0, load 0 during the event and PLC after it"]

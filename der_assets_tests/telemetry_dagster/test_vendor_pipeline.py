@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from der_assets.defs.resources import WarehouseResource
+from der_assets.defs.resources import ClockResource, WarehouseResource
 from der_assets.defs.telemetry.assets import interval_telemetry
 from der_assets.defs.telemetry.gx_check import operator_rules_gx
 from der_assets.defs.telemetry.ingest import raw_payloads
@@ -50,7 +50,7 @@ def twin(engine, warehouse_url, tmp_path, monkeypatch):
                                      "credentials": creds, "device_base_path": "/sites/{site_id}"}))
         monkeypatch.setenv("DER_TWIN_READY_FILE", str(ready))
         monkeypatch.setenv("DER_FRONIUS_ARCHIVE_GAP_S", "0")
-        yield hub, fleet, se_site, {"warehouse": WarehouseResource(url=warehouse_url)}
+        yield hub, fleet, se_site, {"warehouse": WarehouseResource(url=warehouse_url), "clock": ClockResource()}
 
 
 def test_pull_and_normalize_a_day(engine, twin):

@@ -7,7 +7,7 @@ import pandas as pd
 
 from der_assets.connectors.landing import land
 from der_assets.connectors.pull import pull_source
-from der_assets.defs.resources import WarehouseResource
+from der_assets.defs.resources import ClockResource, WarehouseResource
 from der_assets.defs.telemetry.assets import _table
 from der_assets.defs.telemetry.partitions import PULL_SOURCES, day_by_source
 from der_assets.registry.store import current_registry
@@ -23,12 +23,12 @@ from der_assets.registry.store import current_registry
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
     description="Every payload a vendor gave for one UTC day, kept content-addressed before parsing.",
 )
-def raw_payloads(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def raw_payloads(context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource):
     keys = context.partition_key.keys_by_dimension
     source, start = keys["source"], pd.Timestamp(keys["date"], tz="UTC")
     end = start + pd.Timedelta(days=1)
     engine = warehouse.engine()
-    result = asyncio.run(pull_source(source, current_registry(engine), start, end))
+    result = asyncio.run(pull_source(source, current_registry(engine), start, end, now=clock.clock().now()))
     landed_bytes = 0
     for payload in result.payloads:
         land(engine, payload.content, **payload.land_kwargs())
