@@ -80,13 +80,18 @@ def _optional(module: str):
         raise
 
 
-def build_http_apps(hub: TwinHub, creds: dict[str, str]) -> dict[str, object]:
-    """Every vendor HTTP app, keyed by the name used in the ready file."""
+def build_http_apps(hub: TwinHub, creds: dict[str, str], *, vendor_limits: bool = True) -> dict[str, object]:
+    """Every vendor HTTP app, keyed by the name used in the ready file.
+
+    vendor_limits=False lifts the vendors' request quotas (Enphase's per-minute plan), for
+    replaying weeks of history in minutes; credentials and everything else stay real.
+    """
     apps: dict[str, object] = {}
     if (m := _optional("solaredge")) is not None:
         apps["solaredge"] = m.build_app(hub, api_key=creds["solaredge_api_key"])
     if (m := _optional("enphase")) is not None:
-        apps["enphase"] = m.build_app(hub, api_key=creds["enphase_api_key"], access_token=creds["enphase_access_token"])
+        apps["enphase"] = m.build_app(hub, api_key=creds["enphase_api_key"], access_token=creds["enphase_access_token"],
+                                      metered=vendor_limits)
         apps["enphase_gateway"] = m.build_gateway_app(hub, token=creds["enphase_gateway_token"])
     if (m := _optional("sma")) is not None:
         apps["sma"] = m.build_app(hub, access_token=creds["sma_access_token"])

@@ -58,7 +58,7 @@ def test_cloud_windows_split_at_one_week_and_days_follow_the_system_zone():
 
 def test_cloud_401_names_the_endpoint_and_429_waits_for_the_plan_period():
     hub, clock = make_hub(days=2)
-    with serving({"enphase": _cloud(hub, plan="Watt")}) as urls:
+    with serving({"enphase": _cloud(hub, plan="Watt", rate_clock=hub.now)}) as urls:  # limits on the test clock
         async def bad():
             s = vendor_settings("enphase", env={"DER_ENPHASE_ACCESS_TOKEN": "expired"}, ready=ready(urls))
             async with enphase.client(s, clock=clock, per_minute=1000) as h:

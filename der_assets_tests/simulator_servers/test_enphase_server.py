@@ -180,7 +180,7 @@ def test_per_minute_plan_limit_is_429():
     # the default plan is Kilowatt, 50/min; Watt (10/min) exercises the same code with fewer round trips
     assert enphase.DEFAULT_PLAN == "Kilowatt" and enphase.PLAN_LIMITS["Kilowatt"] == (50, 50_000)
     hub, clock = make_hub(hours=2)
-    with serving({"cloud": enphase.build_app(hub, api_key=KEY, access_token=TOKEN, plan="Watt")}) as urls, \
+    with serving({"cloud": enphase.build_app(hub, api_key=KEY, access_token=TOKEN, plan="Watt", rate_clock=hub.now)}) as urls, \
             httpx.Client() as client:
         codes = [_cloud(client, urls, "/api/v4/systems").status_code for _ in range(10)]
         assert codes == [200] * 10
