@@ -20,6 +20,7 @@ from der_assets.dispatch.fleet_inputs import fleet_from_registry, forecast_from_
 from der_assets.dispatch.intake import store
 from der_assets.dispatch.optimizer import solve_fast
 from der_assets.dispatch.performance import delivery
+from der_assets.notify import alert
 from der_assets.registry.store import current_registry
 from der_assets.warehouse.bulk import bulk_insert
 from der_assets.warehouse.schema import dispatch_commands, dispatch_plans, interval_telemetry
@@ -172,6 +173,10 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         bulk_insert(conn, performance_table, perf.assign(instruction_id=stored.instruction_id,
                                                          modification=stored.modification, computed_at=now))
     total_pct = float(100.0 * perf["delivered_kwh"].sum() / max(float(perf["instructed_kwh"].sum()), 1e-9))
+    if total_pct < MIN_DELIVERY_PCT:
+        alert("under_delivery", f"instruction {stored.instruction_id} delivered {total_pct:.1f} %",
+              instruction_id=stored.instruction_id, modification=stored.modification,
+              delivered_kwh=float(perf["delivered_kwh"].sum()), instructed_kwh=float(perf["instructed_kwh"].sum()))
     yield dg.MaterializeResult(metadata={"delivered_kwh": float(perf["delivered_kwh"].sum()),
                                          "instructed_kwh": float(perf["instructed_kwh"].sum()),
                                          "delivered_pct": round(total_pct, 2), "batteries": len(commanded)})
