@@ -34,8 +34,8 @@ class DispatchClock:
 
     def now(self) -> pd.Timestamp:
         if self.sim_epoch is None:
-            return pd.Timestamp.now(tz="UTC")
-        return self.sim_epoch + pd.Timedelta(seconds=(time.time() - self.wall_epoch_s) * self.speed)
+            return pd.Timestamp.now(tz="UTC").floor("us")
+        return (self.sim_epoch + pd.Timedelta(seconds=(time.time() - self.wall_epoch_s) * self.speed)).floor("us")
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)

@@ -42,7 +42,8 @@ class ScaledClock:
         self.speed = speed
 
     def __call__(self) -> pd.Timestamp:
-        return self._start + pd.Timedelta(seconds=(self._wall() - self._wall0) * self.speed)
+        # microseconds: what Python datetimes (and the databases) keep
+        return (self._start + pd.Timedelta(seconds=(self._wall() - self._wall0) * self.speed)).floor("us")
 
     def describe(self) -> dict[str, object]:
         """How a client can follow this clock: twin time = sim_epoch + (wall - wall_epoch_s) * speed."""
