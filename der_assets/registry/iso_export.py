@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from der_assets.registry.rollup import site_nameplates
+
 # NYISO's minimum size for an individual DER facility in an aggregation (10 kW), cited from
 # secondary coverage of the DER tariff (see docs/iso-export.md); flagged, not enforced.
 NYISO_MIN_FACILITY_KW = 10.0
@@ -42,11 +44,7 @@ def site_inventory(registry: pd.DataFrame) -> pd.DataFrame:
     sites = registry.drop_duplicates("site_id").set_index("site_id")
     pv = devices[devices["device_type"] == "pv_inverter"].groupby("site_id")
     bat = devices[devices["device_type"] == "battery"].groupby("site_id")
-    out = pd.DataFrame(index=sites.index)
-    out["pv_ac_kw"] = pv["rated_kw"].sum(min_count=1)
-    out["pv_dc_kw"] = pv["pv_dc_kw"].sum(min_count=1)
-    out["battery_kw"] = bat["rated_kw"].sum(min_count=1)
-    out["battery_kwh"] = bat["capacity_kwh"].sum(min_count=1)
+    out = site_nameplates(registry)[["pv_ac_kw", "pv_dc_kw", "battery_kw", "battery_kwh"]].reindex(sites.index)
     out["battery_duration_h"] = (out["battery_kwh"] / out["battery_kw"]).round(2)
     out["pv_inverter_make_model"] = pv.apply(lambda g: _join(g["make"] + " " + g["model"]), include_groups=False)
     out["battery_make_model"] = bat.apply(lambda g: _join(g["make"] + " " + g["model"]), include_groups=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from der_assets.registry.rollup import site_nameplates
 from der_assets.simulator.faults import FaultPlan
 from der_assets.simulator.fleet import COUNTER_COLUMNS, FleetResult, FleetSpec, FleetTwin
 
@@ -51,20 +52,11 @@ class CommandRejected(ValueError):
 
 def fleet_frame_from_registry(registry: pd.DataFrame) -> pd.DataFrame:
     """One row per site in FleetSpec's columns, from the registry's device rows."""
-    devices = registry[registry["device_status"] != "retired"]
     sites = registry.drop_duplicates("site_id").set_index("site_id")
-    pv = devices[devices["device_type"] == "pv_inverter"].groupby("site_id")
-    bat = devices[devices["device_type"] == "battery"].groupby("site_id")
-    out = pd.DataFrame(index=sites.index)
+    out = site_nameplates(registry)
     out["latitude"] = sites["latitude"]
     out["longitude"] = sites["longitude"]
     out["timezone"] = sites["timezone"]
-    out["pv_dc_kw"] = pv["pv_dc_kw"].sum(min_count=1)
-    out["pv_ac_kw"] = pv["rated_kw"].sum(min_count=1)
-    out["tilt_deg"] = pv["tilt_deg"].first()
-    out["azimuth_deg"] = pv["azimuth_deg"].first()
-    out["battery_kwh"] = bat["capacity_kwh"].sum(min_count=1)
-    out["battery_kw"] = bat["rated_kw"].sum(min_count=1)
     out["reserve_floor_pct"] = sites["reserve_floor_pct"]
     out["export_allowed"] = sites["export_allowed"].astype(bool)
     out = out.fillna({"pv_dc_kw": 0.0, "pv_ac_kw": 0.0, "tilt_deg": 25.0, "azimuth_deg": 180.0,
