@@ -20,6 +20,7 @@ Policy:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import datetime as dt
@@ -81,11 +82,12 @@ class BudgetExhausted(Exception):
 # ---- gates (rate limits) ----------------------------------------------------------------------
 
 
-class Gate:
+class Gate(abc.ABC):
     """Something every attempt passes through; `key` scopes it (a site, a device, or '*')."""
 
-    def hold(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def hold(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Enter before a request for `key`, leave after it."""
 
 
 class Concurrency(Gate):

@@ -18,6 +18,8 @@ from der_assets.telemetry.schema import CANONICAL_COLUMNS
 # what each registry device type reports, and at what resolution by default
 DEVICE_CHANNELS = {"pv_inverter": ("pv_kwh",), "battery": ("battery_kwh", "soc_pct")}
 DEFAULT_INTERVAL_S = {"solaredge": 900}
+# per channel where a vendor differs by channel: Enphase v4 reports batteries every 15 minutes
+CHANNEL_INTERVAL_S = {("enphase", "battery_kwh"): 900, ("enphase", "soc_pct"): 900}
 LATE_AFTER_S = 6 * 3600  # a value that took more than six hours to arrive counts as late
 # Device-local APIs answer with a snapshot; a day's polls are parsed as one log (counters need two).
 SNAPSHOT_ENDPOINTS = {
@@ -65,7 +67,8 @@ def expected_series(registry: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
                        & registry["device_type"].isin(list(DEVICE_CHANNELS))]
     rows = [
         {"site_id": d.site_id, "device_id": d.device_id, "source": d.telemetry_source, "channel": channel,
-         "interval_s": DEFAULT_INTERVAL_S.get(d.telemetry_source, 300)}
+         "interval_s": CHANNEL_INTERVAL_S.get((d.telemetry_source, channel),
+                                              DEFAULT_INTERVAL_S.get(d.telemetry_source, 300))}
         for d in devices.itertuples() for channel in DEVICE_CHANNELS[d.device_type]
     ]
     return pd.DataFrame(rows, columns=["site_id", "device_id", "source", "channel", "interval_s"])
