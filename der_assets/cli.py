@@ -159,17 +159,10 @@ def simulate(ready_file, registry_file, start, speed, faults_file, inbox, seed, 
 
     if registry_file is not None:
         from der_assets.registry.reading import read_table
+        from der_assets.registry.store import parsed_registry
         from der_assets.registry.validation import parse_registry
-        import pandas as pd
 
-        parsed = parse_registry(read_table(registry_file))
-        registry = pd.DataFrame([
-            {**parsed.entities["site"][d["site_id"]], **parsed.entities["subscriber"][parsed.entities["site"][d["site_id"]]["subscriber_id"]], **d}
-            for d in parsed.entities["device"].values()
-        ])
-        meters = {m["site_id"]: m for m in parsed.entities["meter"].values()}
-        registry["meter_id"] = registry["site_id"].map(lambda s: meters.get(s, {}).get("meter_id"))
-        registry["meter_interval_min"] = registry["site_id"].map(lambda s: meters.get(s, {}).get("meter_interval_min"))
+        registry = parsed_registry(parse_registry(read_table(registry_file)))
     else:
         from der_assets.registry.store import current_registry
 

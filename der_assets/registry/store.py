@@ -166,6 +166,11 @@ def current_registry(engine: Engine, *, as_of: dt.datetime | None = None) -> pd.
                     sa.or_(table.c.valid_to.is_(None), table.c.valid_to > as_of),
                 )
             frames[entity] = pd.DataFrame(conn.execute(query).mappings().all(), columns=names)
+    return join_entities(frames)
+
+
+def join_entities(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Entity frames (subscriber, site, meter, device) as one row per device in the import columns."""
     devices = frames["device"]
     sites = frames["site"]
     meters = frames["meter"].sort_values("meter_id").drop_duplicates("site_id")
@@ -176,6 +181,12 @@ def current_registry(engine: Engine, *, as_of: dt.datetime | None = None) -> pd.
     )
     merged = merged.reindex(columns=list(COLUMN_NAMES))
     return merged.sort_values(["site_id", "device_id"]).reset_index(drop=True)
+
+
+def parsed_registry(parsed: ParsedRegistry) -> pd.DataFrame:
+    """A validated registry file as the registry frame, without touching a warehouse."""
+    return join_entities({entity: pd.DataFrame(list(rows.values()), columns=entity_columns(entity))
+                          for entity, rows in parsed.entities.items()})
 
 
 def history(engine: Engine, entity: str, key: str) -> pd.DataFrame:

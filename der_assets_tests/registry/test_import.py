@@ -141,3 +141,15 @@ def test_pjm_inventory_values(engine, tmp_path):
     assert first["pv_ac_kw"] == devices.loc[devices.device_type == "pv_inverter", "rated_kw"].iloc[0]
     assert first["battery_duration_h"] == round(20.0 / devices.loc[devices.device_type == "battery", "rated_kw"].iloc[0], 2)
     assert export_registry(engine, None, iso="nyiso").empty
+
+
+def test_a_file_reads_as_the_same_registry_without_a_warehouse(tmp_path):
+    from der_assets.registry.reading import read_table
+    from der_assets.registry.store import parsed_registry
+    from der_assets.registry.validation import parse_registry
+
+    fleet = demo_fleet(30)
+    path = write_demo(tmp_path / "fleet.csv", n_sites=30)
+    got = parsed_registry(parse_registry(read_table(path)))
+    pd.testing.assert_frame_equal(to_text_frame(got), to_text_frame(fleet.sort_values(["site_id", "device_id"])
+                                                                     .reset_index(drop=True)))
