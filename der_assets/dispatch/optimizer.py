@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from der_assets.dispatch.maxflow import bipartite_max_flow, choose_units_per_kwh, refine_flow, source_side
+from der_assets.dispatch.maxflow import bipartite_max_flow, choose_units_per_kwh, max_flow_kwh, refine_flow, source_side
 from der_assets.dispatch.problem import DispatchProblem, Prices
 
 TOL_KW = 1e-6
@@ -303,7 +303,13 @@ def solve_fast(problem: DispatchProblem, prices: Prices | None = None) -> Dispat
                 flow, info["fallback"] = best_flow, True  # never trade shortfall for secondary terms
     info["max_flow_kwh"] = best_u / k
     flow_kwh = flow / k
-    if best_u < sink_u.sum():
+    if best_u < sink_u.sum() and flow.sum() >= hi_u.sum():
+        # A shortfall with every battery giving all it can route: nothing is left to choose, so
+        # any maximum flow will do. Solve it in kWh on the compressed network, where flooring
+        # costs a unit per compressed arc, not per battery arc, and refining is cheap.
+        flow_kwh = max_flow_kwh(usable, arc_kwh, sink_kwh)
+        info["max_flows"] += 1
+    elif best_u < sink_u.sum():
         # A shortfall: integer flooring may have cost up to one unit per cut arc. One max-flow on
         # the residual network at a ~1000x finer unit gives it back (the top-up below cannot
         # reroute). Bound: the integer network's cut, recomputed with the real capacities.

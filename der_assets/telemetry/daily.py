@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from der_assets.telemetry import ParseError, empty_frame, parse_payload
+from der_assets.telemetry.dense import RowBlock, SeriesKeys, complete_day, utc_ns
+from der_assets.telemetry.parsers.enphase import V4_MANY, parse_v4_many
 from der_assets.telemetry.quality import complete_grid, flag_suspect, lateness_s, review_items
 from der_assets.telemetry.schema import CANONICAL_COLUMNS
 
@@ -65,13 +68,25 @@ def expected_series(registry: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
     """Every (site, device, source, channel) the registry says should report, with its interval."""
     devices = registry[registry["telemetry_source"].isin(sources) & (registry["device_status"] == "active")
                        & registry["device_type"].isin(list(DEVICE_CHANNELS))]
-    rows = [
-        {"site_id": d.site_id, "device_id": d.device_id, "source": d.telemetry_source, "channel": channel,
-         "interval_s": CHANNEL_INTERVAL_S.get((d.telemetry_source, channel),
-                                              DEFAULT_INTERVAL_S.get(d.telemetry_source, 300))}
-        for d in devices.itertuples() for channel in DEVICE_CHANNELS[d.device_type]
-    ]
-    return pd.DataFrame(rows, columns=["site_id", "device_id", "source", "channel", "interval_s"])
+    columns = ["site_id", "device_id", "source", "channel", "interval_s"]
+    frames = []
+    for kind, channels in DEVICE_CHANNELS.items():
+        of_kind = devices[devices["device_type"] == kind]
+        for channel in channels:
+            source = of_kind["telemetry_source"].to_numpy(dtype=object)
+            interval = [CHANNEL_INTERVAL_S.get((s, channel), DEFAULT_INTERVAL_S.get(s, 300)) for s in source]
+            frames.append(pd.DataFrame({"site_id": of_kind["site_id"].to_numpy(dtype=object),
+                                        "device_id": of_kind["device_id"].to_numpy(dtype=object),
+                                        "source": source, "channel": channel,
+                                        "interval_s": np.asarray(interval, dtype=np.int64)}, columns=columns))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    # registry order, each device's channels together (as listed in DEVICE_CHANNELS)
+    rank = {c: i for i, c in enumerate(ch for chans in DEVICE_CHANNELS.values() for ch in chans)}
+    position = pd.Series(np.arange(len(devices)), index=devices.index)
+    order = np.concatenate([position[devices["device_type"] == kind].to_numpy()
+                            for kind, chans in DEVICE_CHANNELS.items() for _ in chans]) if frames else []
+    out = out.assign(_pos=order, _ch=out["channel"].map(rank)).sort_values(["_pos", "_ch"], kind="stable")
+    return out.drop(columns=["_pos", "_ch"]).reset_index(drop=True)
 
 
 def assign_devices(rows: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
@@ -88,18 +103,25 @@ def assign_devices(rows: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(device_id=mapped.fillna(rows["site_id"]))
 
 
-def normalize_day(
-    payloads: list[LandedPayload],
-    registry: pd.DataFrame,
-    *,
-    day_start: pd.Timestamp,
-    believed_at: pd.Timestamp,
-    sources: list[str],
-) -> DayResult:
-    """Parse, assign devices, complete the grid and flag one day. Never raises on a bad payload."""
-    day_end = day_start + pd.Timedelta(days=1)
+def _device_lookup(registry: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(site_id, channel) -> device_id for the channels a registry device reports (assign_devices)."""
+    devices = registry[registry["device_type"].isin(list(DEVICE_CHANNELS))].drop_duplicates(["site_id", "device_type"])
+    out: dict[tuple[str, str], str] = {}
+    for site, kind, device in zip(devices["site_id"], devices["device_type"], devices["device_id"]):
+        for channel in DEVICE_CHANNELS[kind]:
+            out[(site, channel)] = device
+    return out
+
+
+def _parse_singly(payloads: list[tuple[int, LandedPayload]], registry: pd.DataFrame, log_order: int):
+    """Payloads one at a time (snapshot endpoints as one poll log per site).
+
+    Returns ([(order, frame)], quarantined, parsed_ids); `order` is the payload's position and
+    poll logs are numbered from `log_order` on (after every single payload): that is how values
+    reported for the same interval at the same instant are ranked.
+    """
     sites = registry.drop_duplicates("site_id").set_index("site_id")
-    frames, quarantined, parsed = [empty_frame()], [], []
+    frames, quarantined, parsed = [], [], []
 
     def parse(p: LandedPayload, content: bytes):
         tz = sites["timezone"].get(p.site_id) if p.site_id in sites.index else None
@@ -111,19 +133,19 @@ def normalize_day(
                             "site_id": p.site_id, "error": str(exc)})
 
     logs: dict[tuple, list[LandedPayload]] = {}
-    for p in payloads:
+    for k, p in payloads:
         if (p.source, p.endpoint) in SNAPSHOT_ENDPOINTS:
             logs.setdefault((p.source, p.endpoint, p.site_id), []).append(p)
             continue
         try:
-            frames.append(parse(p, p.content))
+            frames.append((k, parse(p, p.content)))
             parsed.append(p.payload_id)
         except ParseError as exc:
             quarantine(p, exc)
-    for group in logs.values():
+    for n, group in enumerate(logs.values(), start=log_order):
         group = sorted(group, key=lambda p: (p.received_at, p.payload_id))
         try:
-            frames.append(parse(group[-1], b"\n".join(p.content.strip() for p in group)))
+            frames.append((n, parse(group[-1], b"\n".join(p.content.strip() for p in group))))
             parsed.extend(p.payload_id for p in group)
         except ParseError:
             # find the bad polls, quarantine them, and read the log of the good ones
@@ -136,15 +158,88 @@ def normalize_day(
                     quarantine(p, exc)
             if good:
                 try:
-                    frames.append(parse(good[-1], b"\n".join(p.content.strip() for p in good)))
+                    frames.append((n, parse(good[-1], b"\n".join(p.content.strip() for p in good))))
                     parsed.extend(p.payload_id for p in good)
                 except ParseError as exc:
                     for p in good:
                         quarantine(p, exc)
-    rows = assign_devices(pd.concat(frames, ignore_index=True), registry)
+    return frames, quarantined, parsed
+
+
+def _nameplates(registry: pd.DataFrame) -> pd.Series:
+    nameplate = registry.set_index("device_id")["rated_kw"]
+    return nameplate[~nameplate.index.duplicated()]
+
+
+def normalize_day(
+    payloads: list[LandedPayload],
+    registry: pd.DataFrame,
+    *,
+    day_start: pd.Timestamp,
+    believed_at: pd.Timestamp,
+    sources: list[str],
+) -> DayResult:
+    """Parse, assign devices, complete the grid and flag one day. Never raises on a bad payload.
+
+    Same result as `normalize_day_reference`, at fleet scale: Enphase v4 cloud bodies are read
+    together into arrays (enphase.parse_v4_many), everything else one payload at a time, and the
+    grid and flags are computed on arrays (dense.complete_day).
+    """
+    day_end = day_start + pd.Timedelta(days=1)
+    keys = SeriesKeys()
+    device_of = _device_lookup(registry)
+    blocks: list[RowBlock] = []
+    parsed: list[int] = []
+    batches: dict[str, list[int]] = {}
+    singly: list[tuple[int, LandedPayload]] = []
+    for k, p in enumerate(payloads):
+        if p.source == "enphase" and p.endpoint in V4_MANY:
+            batches.setdefault(p.endpoint, []).append(k)
+        else:
+            singly.append((k, p))
+    for endpoint, positions in batches.items():
+        cols = parse_v4_many(endpoint, [payloads[k].content for k in positions])
+        taken = np.asarray(positions, dtype=np.int64)[cols.taken]
+        left = np.ones(len(positions), dtype=bool)
+        left[cols.taken] = False
+        singly.extend((positions[i], payloads[positions[i]]) for i in np.flatnonzero(left))
+        parsed.extend(payloads[k].payload_id for k in taken)
+        sites = [payloads[k].site_id or "unknown" for k in taken]
+        received = utc_ns([payloads[k].received_at for k in taken])
+        for channel, (value, quality) in cols.channels.items():
+            codes = np.array([keys.code(s, device_of.get((s, channel), s), "enphase", channel) for s in sites],
+                             dtype=np.int64)
+            blocks.append(RowBlock(seg_series=codes, seg_rows=cols.lengths,
+                                   seg_interval_s=np.full(len(codes), cols.interval_s, dtype=np.int64),
+                                   seg_received_ns=received, seg_order=taken, start_ns=cols.start_ns, value=value,
+                                   quality=quality, sorted_grid=True))
+    singly.sort(key=lambda kp: kp[0])
+    frames, quarantined, parsed_singly = _parse_singly(singly, registry, len(payloads))
+    parsed.extend(parsed_singly)
+    for order, frame in frames:
+        if len(frame):
+            blocks.append(RowBlock.from_frame(assign_devices(frame, registry), keys, order))
+    day = complete_day(blocks, keys, expected_series(registry, sources), day_start=day_start, day_end=day_end,
+                       believed_at=believed_at, nameplate_kw=_nameplates(registry))
+    return DayResult(rows=day.frame(), review=day.review(), quarantined=quarantined, parsed_ids=parsed)
+
+
+def normalize_day_reference(
+    payloads: list[LandedPayload],
+    registry: pd.DataFrame,
+    *,
+    day_start: pd.Timestamp,
+    believed_at: pd.Timestamp,
+    sources: list[str],
+) -> DayResult:
+    """The readable definition of `normalize_day`: every payload through parse_payload, then the
+    pandas quality functions. Too slow for a fleet (about 200 s for 10,000 sites); tests hold
+    `normalize_day` equal to it."""
+    day_end = day_start + pd.Timedelta(days=1)
+    frames, quarantined, parsed = _parse_singly(list(enumerate(payloads)), registry, len(payloads))
+    rows = assign_devices(pd.concat([empty_frame()] + [f for _, f in frames], ignore_index=True), registry)
     expected = expected_series(registry, sources)
     full = complete_grid(rows, expected, day_start=day_start, day_end=day_end, believed_at=believed_at)
-    nameplate = registry.set_index("device_id")["rated_kw"]
-    flagged = flag_suspect(full, nameplate[~nameplate.index.duplicated()])
+    flagged = flag_suspect(full, _nameplates(registry))
     return DayResult(rows=flagged[CANONICAL_COLUMNS], review=review_items(flagged), quarantined=quarantined,
                      parsed_ids=parsed)
