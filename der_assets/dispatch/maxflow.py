@@ -180,10 +180,10 @@ class FleetCompression:
     n: int
     explicit: np.ndarray  # battery indices kept as their own node (compressed rows 0..len-1)
     unbound: np.ndarray  # battery indices merged into the "unbound" node (row len(explicit))
-    atom_battery: np.ndarray  # per atom: its battery
-    atom_node: np.ndarray  # per atom: its compressed row
-    atom_weight: np.ndarray  # per atom: its per-interval cap w
-    atom_lane: np.ndarray  # per atom: offset of its lanes within its node (integer wrap-around)
+    flat: np.ndarray  # battery indices split into two atoms each
+    atom_node: np.ndarray  # (2, len(flat)) each atom's compressed row (lower, upper atom)
+    atom_weight: np.ndarray  # (2, len(flat)) each atom's per-interval cap w (0: no atom)
+    atom_lane: np.ndarray  # (2, len(flat)) offset of its lanes within its node (integer wrap-around)
     node_weight: np.ndarray  # per compressed row: sum of its atoms' w (0 for non-atom rows)
     src: np.ndarray  # compressed source capacities
     arc: np.ndarray  # compressed (rows, T) arc capacities
@@ -235,8 +235,8 @@ def compress_fleet(src: np.ndarray, arc: np.ndarray, sink: np.ndarray) -> FleetC
     n_nodes = first_node + int(size.sum())
     node_j = np.zeros(n_nodes, dtype=np.int64)
     node_support = np.zeros((n_nodes, m), dtype=bool)
-    atom_battery = atom_node = np.zeros(0, dtype=np.int64)
-    atom_weight = np.zeros(0, dtype=arc.dtype)
+    atom_node = np.zeros((2, fb.size), dtype=np.int64)
+    atom_weight = np.zeros((2, fb.size), dtype=arc.dtype)
     if fb.size:
         base = first_node + np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64) - 1  # node of (p, j): base[p] + j
         for p in range(size.size):  # one slice per support pattern (a handful)
@@ -246,19 +246,20 @@ def compress_fleet(src: np.ndarray, arc: np.ndarray, sink: np.ndarray) -> FleetC
         q = x // cb if integer else np.floor(x / cb)
         r = np.clip(x - q * cb, 0, cb)
         q = np.minimum(q, size[ids] - 1).astype(np.int64)  # not unbound: x < c*|S|, so q < |S|
-        lo = q >= 1  # an atom with j = 0 carries no energy
-        atom_battery = np.concatenate([fb[lo], fb])
-        atom_node = np.concatenate([base[ids[lo]] + q[lo], base[ids] + q + 1])
-        atom_weight = np.concatenate([(cb - r)[lo], r])
-        nz = atom_weight > 0
-        atom_battery, atom_node, atom_weight = atom_battery[nz], atom_node[nz], atom_weight[nz]
-    weight_f = np.bincount(atom_node, weights=atom_weight, minlength=n_nodes)
+        # The lower atom (j = q) carries no energy when q = 0: give it weight 0 (on the upper node).
+        atom_node[0] = base[ids] + np.maximum(q, 1)
+        atom_node[1] = base[ids] + q + 1
+        atom_weight[0] = np.where(q >= 1, cb - r, 0)
+        atom_weight[1] = r
+    weight_f = np.bincount(atom_node.ravel(), weights=atom_weight.ravel(), minlength=n_nodes)
     node_weight = np.rint(weight_f).astype(arc.dtype) if integer else weight_f
-    order = np.argsort(atom_node, kind="stable")
-    lanes = np.empty_like(atom_weight)
-    excl = np.cumsum(atom_weight[order]) - atom_weight[order]
+    nodes, weights = atom_node.ravel(), atom_weight.ravel()
+    order = np.argsort(nodes, kind="stable")
+    lanes = np.empty_like(weights)
+    excl = np.cumsum(weights[order]) - weights[order]
     node_start = np.cumsum(node_weight) - node_weight
-    lanes[order] = excl - node_start[atom_node[order]]
+    lanes[order] = excl - node_start[nodes[order]]
+    lanes = lanes.reshape(atom_node.shape)
     total = sink.sum()
     src_c = np.zeros(n_nodes, dtype=arc.dtype)
     arc_c = np.zeros((n_nodes, m), dtype=arc.dtype)
@@ -272,11 +273,15 @@ def compress_fleet(src: np.ndarray, arc: np.ndarray, sink: np.ndarray) -> FleetC
     src_c[first_node:] = node_j[first_node:] * node_weight[first_node:]
     arc_c = np.minimum(arc_c, sink[None, :])
     src_c = np.minimum(src_c, total)
-    return FleetCompression(n, explicit, ub, atom_battery, atom_node, atom_weight, lanes, node_weight, src_c, arc_c, unbound_arc)
+    return FleetCompression(n, explicit, ub, fb, atom_node, atom_weight, lanes, node_weight, src_c, arc_c, unbound_arc)
 
 
-def expand_flow(comp: FleetCompression, flow_c: np.ndarray) -> np.ndarray:
-    """Per-battery flows from a flow on the compressed network (same dtype, same interval sums)."""
+def expand_flow(comp: FleetCompression, flow_c: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per-battery flows from a flow on the compressed network (same dtype, same interval sums).
+
+    Works in blocks of ``chunk`` batteries: the temporaries stay in cache, which keeps the time
+    linear in the fleet size (full-size temporaries cost page faults at 100,000 batteries).
+    """
     m = flow_c.shape[1]
     integer = np.issubdtype(flow_c.dtype, np.integer)
     flow = np.zeros((comp.n, m), dtype=flow_c.dtype)
@@ -285,35 +290,36 @@ def expand_flow(comp: FleetCompression, flow_c: np.ndarray) -> np.ndarray:
     if comp.unbound.size:
         g, a = flow_c[n_exp], comp.unbound_arc
         if integer:  # fill batteries in turn, interval by interval
-            before = np.cumsum(a, axis=0) - a
-            flow[comp.unbound] = np.clip(g[None, :] - before, 0, a)
+            filled = np.zeros(m, dtype=a.dtype)
+            for lo in range(0, a.shape[0], chunk):
+                part = a[lo : lo + chunk]
+                before = filled + np.cumsum(part, axis=0) - part
+                flow[comp.unbound[lo : lo + chunk]] = np.clip(g[None, :] - before, 0, part)
+                filled += part.sum(axis=0)
         else:
             total = a.sum(axis=0)
             flow[comp.unbound] = a * np.divide(g, total, out=np.zeros(m), where=total > 0)[None, :]
-    if comp.atom_node.size:
-        g = flow_c[comp.atom_node]  # (atoms, T)
-        big_w = comp.node_weight[comp.atom_node][:, None]
-        w = comp.atom_weight[:, None]
-        if integer:
-            # McNaughton: the node's lanes are dealt out cyclically, interval after interval; an atom
-            # owns lanes [lane, lane + w). No lane serves twice in one interval (flow <= big_w).
-            pos = np.concatenate([np.zeros((g.shape[0], 1), dtype=g.dtype), np.cumsum(g, axis=1)], axis=1)
-            owned = (pos // big_w) * w + np.clip(pos % big_w - comp.atom_lane[:, None], 0, w)
-            share = np.diff(owned, axis=1)
-        else:
-            share = g * (w / big_w)
-        _add_rows(flow, comp.atom_battery, share)
+    big_w = np.maximum(comp.node_weight, 1) if integer else np.where(comp.node_weight > 0, comp.node_weight, 1.0)
+    cum = np.zeros((flow_c.shape[0], m + 1), dtype=flow_c.dtype)
+    np.cumsum(flow_c, axis=1, out=cum[:, 1:])
+    for lo in range(0, comp.flat.size, chunk):
+        share = 0
+        for a in range(2):  # lower and upper atom
+            node = comp.atom_node[a, lo : lo + chunk]
+            w = comp.atom_weight[a, lo : lo + chunk, None]
+            big = big_w[node][:, None]
+            if integer:
+                # McNaughton: the node's lanes are dealt out cyclically, interval after interval;
+                # an atom owns lanes [lane, lane + w). No lane serves twice in one interval
+                # (flow <= node weight), and lanes are dealt at most j times in all.
+                turns, at = np.divmod(cum[node], big)
+                at -= comp.atom_lane[a, lo : lo + chunk, None]
+                owned = turns * w + np.clip(at, 0, w, out=at)
+                share = share + np.diff(owned, axis=1)
+            else:
+                share = share + flow_c[node] * (w / big)
+        flow[comp.flat[lo : lo + chunk]] = share
     return flow
-
-
-def _add_rows(out: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
-    """out[rows] += values with repeated rows (a battery has up to two atoms, so two passes)."""
-    order = np.argsort(rows, kind="stable")
-    rows, values = rows[order], values[order]
-    dup = np.zeros(rows.size, dtype=bool)
-    dup[1:] = rows[1:] == rows[:-1]
-    out[rows[~dup]] += values[~dup]
-    out[rows[dup]] += values[dup]
 
 
 def max_flow_kwh(source_kwh: np.ndarray, arc_kwh: np.ndarray, sink_kwh: np.ndarray) -> np.ndarray:
@@ -338,4 +344,4 @@ def max_flow_kwh(source_kwh: np.ndarray, arc_kwh: np.ndarray, sink_kwh: np.ndarr
     if bound > 0:
         flow_c = refine_flow(flow_c, comp.src, comp.arc, sink_kwh, bound)
     flow = expand_flow(comp, flow_c)
-    return np.clip(flow, 0.0, arc_kwh)
+    return np.clip(flow, 0.0, arc_kwh, out=flow)

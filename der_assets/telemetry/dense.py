@@ -38,8 +38,14 @@ def timestamp_ns(ts: pd.Timestamp) -> int:
     return int(pd.Timestamp(ts).tz_convert("UTC").as_unit("ns").value)
 
 
-def utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]")).tz_localize("UTC")
+def utc_index(ns: np.ndarray):
+    """datetime64[ns, UTC] values over int64 UTC nanoseconds, sharing their memory where pandas
+    allows (a fleet-day's column is 46 MB; localizing would copy it)."""
+    m8 = np.asarray(ns, dtype=np.int64).view("datetime64[ns]")
+    try:
+        return pd.arrays.DatetimeArray._simple_new(m8, dtype=_UTC)
+    except (AttributeError, TypeError):  # pandas without the constructor: the copying public path
+        return pd.DatetimeIndex(m8).tz_localize("UTC").array
 
 
 class SeriesKeys:

@@ -103,7 +103,15 @@ _STR_ISIN = {"source": frozenset(SOURCES), "channel": frozenset(CHANNELS), "qual
 
 
 def _all_str(col: pd.Series) -> bool:
+    if isinstance(col.dtype, pd.CategoricalDtype):  # the fleet-day frame's key columns
+        return not bool(col.isna().any()) and _all_str(pd.Series(col.cat.categories, dtype=object))
     return is_object_dtype(col.dtype) and bool(lib.is_string_array(col.to_numpy(), skipna=False))
+
+
+def _distinct(col: pd.Series) -> np.ndarray:
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.categories[np.unique(col.cat.codes)].to_numpy()
+    return pd.unique(col.to_numpy())
 
 
 def passes_fast(df: pd.DataFrame) -> bool:
@@ -120,10 +128,10 @@ def passes_fast(df: pd.DataFrame) -> bool:
             if not _all_str(df[name]):
                 return False
         for name in ("site_id", "device_id"):
-            if any(len(u) < 1 for u in pd.unique(df[name].to_numpy())):
+            if any(len(u) < 1 for u in _distinct(df[name])):
                 return False
         for name, allowed in _STR_ISIN.items():
-            if not set(pd.unique(df[name].to_numpy())) <= allowed:
+            if not set(_distinct(df[name])) <= allowed:
                 return False
         for name in ("interval_start", "received_at"):
             if df[name].dtype != _UTC or bool(df[name].isna().any()):
@@ -137,16 +145,16 @@ def passes_fast(df: pd.DataFrame) -> bool:
         if not np.isin(interval_s, INTERVALS_S).all() or (df["revision"].to_numpy() < 0).any():
             return False
         value = df["value"].to_numpy()
-        channel = df["channel"].to_numpy()
-        quality = df["quality"].to_numpy()
+        channel = df["channel"]
+        quality = df["quality"]
         isnull = np.isnan(value)
-        if not np.array_equal(isnull, quality == "missing"):
+        if not np.array_equal(isnull, (quality == "missing").to_numpy()):
             return False
         with np.errstate(invalid="ignore"):
-            nonneg = (channel == "pv_kwh") | (channel == "load_kwh")
-            soc = channel == "soc_pct"
+            nonneg = ((channel == "pv_kwh") | (channel == "load_kwh")).to_numpy()
+            soc = (channel == "soc_pct").to_numpy()
             bad = (nonneg & (value < 0)) | (soc & ((value < 0) | (value > 100)))
-        if (bad & (quality != "suspect")).any():
+        if (bad & (quality != "suspect").to_numpy()).any():
             return False
         secs = df["interval_start"].array.asi8 // 10**9
         if ((secs % np.minimum(interval_s, 900)) != 0).any():

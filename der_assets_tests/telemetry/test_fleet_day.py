@@ -325,3 +325,18 @@ def test_normalize_day_equals_the_reference_on_a_twin_day(twin_day):
     assert stats["quarantined_payloads"] == 1 and stats["suspect"] > 0 and stats["missing"] > 0
     issues = set(fast.review["issue"])
     assert {"gap", "suspect_stuck", "suspect_spike"} <= issues
+
+
+def test_the_fleet_day_frame_passes_the_canonical_schema_and_a_bad_category_does_not(twin_day):
+    from der_assets.telemetry.schema import passes_fast, validate
+
+    fleet, payloads, now = twin_day
+    rows = normalize_day(payloads, fleet, day_start=DAY, believed_at=now, sources=HISTORY).rows
+    assert isinstance(rows["site_id"].dtype, pd.CategoricalDtype)  # 5 M Python strings would not fit a fleet
+    assert passes_fast(rows)
+    validate(rows)
+    bad = rows.copy()
+    bad["quality"] = bad["quality"].cat.rename_categories({"measured": "fine"})
+    assert not passes_fast(bad)
+    with pytest.raises(Exception):
+        validate(bad)
