@@ -1,4 +1,4 @@
--- Rendered from der_assets/warehouse/schema.py (schema version 1) by `der db ddl`.
+-- Rendered from der_assets/warehouse/schema.py (schema version 2) by `der db ddl`.
 -- Do not edit: change schema.py and re-render.
 
 CREATE TABLE dispatch_commands (
@@ -55,6 +55,24 @@ CREATE TABLE event_performance (
 	delivered_pct FLOAT, 
 	apportioned BOOLEAN NOT NULL, 
 	batteries_missing INTEGER NOT NULL, 
+	computed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (instruction_id, modification, interval_start)
+);
+
+
+CREATE TABLE event_performance_metered (
+	instruction_id VARCHAR(128) NOT NULL, 
+	modification INTEGER NOT NULL, 
+	interval_start TIMESTAMP WITH TIME ZONE NOT NULL, 
+	instructed_kwh FLOAT NOT NULL, 
+	baseline_kwh FLOAT NOT NULL, 
+	metered_kwh FLOAT NOT NULL, 
+	reduction_kwh FLOAT NOT NULL, 
+	delivered_pct FLOAT, 
+	apportioned BOOLEAN NOT NULL, 
+	sites INTEGER NOT NULL, 
+	sites_missing INTEGER NOT NULL, 
+	baseline_method VARCHAR(64) NOT NULL, 
 	computed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	PRIMARY KEY (instruction_id, modification, interval_start)
 );

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: event_performance_metered (additive: created on upgrade)
 
 metadata = sa.MetaData()
 
@@ -258,7 +258,27 @@ event_performance = sa.Table(
     sa.Column("batteries_missing", sa.Integer, nullable=False),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint("instruction_id", "modification", "interval_start"),
-    comment="Delivered against instructed per interval, recomputed as telemetry (and AMI) arrives.",
+    comment="Delivered against instructed per interval, from battery telemetry during and after the event.",
+)
+
+event_performance_metered = sa.Table(
+    "event_performance_metered",
+    metadata,
+    sa.Column("instruction_id", sa.String(128), nullable=False),
+    sa.Column("modification", sa.Integer, nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("instructed_kwh", sa.Float, nullable=False),
+    sa.Column("baseline_kwh", sa.Float, nullable=False),
+    sa.Column("metered_kwh", sa.Float, nullable=False),
+    sa.Column("reduction_kwh", sa.Float, nullable=False),
+    sa.Column("delivered_pct", sa.Float),
+    sa.Column("apportioned", sa.Boolean, nullable=False),
+    sa.Column("sites", sa.Integer, nullable=False),
+    sa.Column("sites_missing", sa.Integer, nullable=False),
+    sa.Column("baseline_method", sa.String(64), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("instruction_id", "modification", "interval_start"),
+    comment="Final performance at the utility meters (AMI) against a customer baseline; recomputed as AMI arrives.",
 )
 
 REGISTRY_TABLES = {

@@ -28,6 +28,20 @@ def test_upgrade_is_idempotent(engine):
         assert conn.execute(sa.select(sa.func.count()).select_from(schema_info)).scalar_one() == 1
 
 
+def test_a_version_1_warehouse_gains_the_metered_performance_table(engine):
+    from der_assets.warehouse.schema import event_performance_metered
+
+    with engine.begin() as conn:
+        event_performance_metered.drop(conn)
+        conn.execute(schema_info.delete())
+        conn.execute(schema_info.insert().values(schema_version=1, applied_at=sa.func.now()))
+    assert "event_performance_metered" not in sa.inspect(engine).get_table_names()
+    assert upgrade(engine) == SCHEMA_VERSION == 2
+    assert "event_performance_metered" in sa.inspect(engine).get_table_names()
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(schema_info.c.schema_version)).scalars()) == [1, 2]
+
+
 def test_newer_schema_is_refused(engine):
     with engine.begin() as conn:
         conn.execute(schema_info.insert().values(schema_version=SCHEMA_VERSION + 1, applied_at=sa.func.now()))

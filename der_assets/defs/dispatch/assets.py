@@ -19,12 +19,14 @@ from der_assets.dispatch.execution import execute_plan
 from der_assets.dispatch.fleet_inputs import fleet_from_registry, forecast_from_history
 from der_assets.dispatch.intake import store
 from der_assets.dispatch.optimizer import solve_fast
+from der_assets.dispatch.metered import BASELINE_METHOD, baseline_windows, metered_delivery
 from der_assets.dispatch.performance import delivery
 from der_assets.notify import alert
 from der_assets.registry.store import current_registry
 from der_assets.warehouse.bulk import bulk_insert
 from der_assets.warehouse.schema import dispatch_commands, dispatch_plans, interval_telemetry
 from der_assets.warehouse.schema import event_performance as performance_table
+from der_assets.warehouse.schema import event_performance_metered as metered_table
 
 instructions = dg.DynamicPartitionsDefinition(name="instructions")
 SOC_MAX_AGE = pd.Timedelta(hours=2)
@@ -158,11 +160,7 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     engine = warehouse.engine()
     stored = _instruction(engine, context.partition_key)
     instruction = stored.to_instruction()
-    with engine.connect() as conn:
-        commanded = sorted(set(conn.execute(sa.select(dispatch_commands.c.battery_id).where(
-            dispatch_commands.c.instruction_id == stored.instruction_id,
-            dispatch_commands.c.modification == stored.modification,
-            dispatch_commands.c.setpoint_kw > 0, dispatch_commands.c.ok.is_(True))).scalars()))
+    commanded = _commanded(engine, stored)
     rows = _telemetry(engine, instruction.start - pd.Timedelta(hours=1), instruction.end, ["battery_kwh"])
     perf = delivery(rows, instruction.interval_start, np.asarray(instruction.target_kw), instruction.interval_minutes,
                     commanded)
@@ -185,6 +183,64 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                               metadata={"delivered_pct": round(total_pct, 2), "per_interval": _table(perf)})
 
 
+def _commanded(engine, stored: store.StoredInstruction) -> list[str]:
+    """Batteries that acknowledged a discharge setpoint for this modification."""
+    with engine.connect() as conn:
+        return sorted(set(conn.execute(sa.select(dispatch_commands.c.battery_id).where(
+            dispatch_commands.c.instruction_id == stored.instruction_id,
+            dispatch_commands.c.modification == stored.modification,
+            dispatch_commands.c.setpoint_kw > 0, dispatch_commands.c.ok.is_(True))).scalars()))
+
+
+def _ami_grid(engine, sites: list[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    t = interval_telemetry
+    query = sa.select(t).where(t.c.source == "ami", t.c.channel == "grid_kwh", t.c.site_id.in_(sites),
+                               t.c.interval_start >= start.to_pydatetime(), t.c.interval_start < end.to_pydatetime())
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.name for c in t.columns])
+    frame["interval_start"] = pd.to_datetime(frame["interval_start"], utc=True)
+    return frame
+
+
+@dg.asset(group_name="dispatch", partitions_def=instructions, deps=[event_performance], kinds={"pandas", "sql"},
+          check_specs=[dg.AssetCheckSpec("metered_delivery", asset="metered_performance", partitions_def=instructions,
+                                         description=f"At the meters, against the {BASELINE_METHOD} baseline, the "
+                                                     f"commanded sites delivered at least {MIN_DELIVERY_PCT:g} % "
+                                                     "and every one of them has AMI data.")],
+          description="Final performance at the utility meters (AMI) against a same-day customer baseline; "
+                      "recomputed each time AMI data for the event's days arrives.")
+def metered_performance(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    engine = warehouse.engine()
+    stored = _instruction(engine, context.partition_key)
+    instruction = stored.to_instruction()
+    with engine.connect() as conn:  # the sites behind the batteries that took a discharge setpoint
+        sites = sorted(set(conn.execute(sa.select(dispatch_commands.c.site_id).where(
+            dispatch_commands.c.instruction_id == stored.instruction_id,
+            dispatch_commands.c.modification == stored.modification,
+            dispatch_commands.c.setpoint_kw > 0, dispatch_commands.c.ok.is_(True))).scalars()))
+    windows = baseline_windows(instruction.start, instruction.end)
+    ami = _ami_grid(engine, sites, windows[0][0], windows[1][1])
+    perf = metered_delivery(ami, sites, instruction.interval_start, np.asarray(instruction.target_kw),
+                            instruction.interval_minutes)
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(metered_table.delete().where(metered_table.c.instruction_id == stored.instruction_id,
+                                                  metered_table.c.modification == stored.modification))
+        bulk_insert(conn, metered_table, perf.assign(instruction_id=stored.instruction_id, modification=stored.modification,
+                                                     baseline_method=BASELINE_METHOD, computed_at=now))
+    instructed = float(perf["instructed_kwh"].sum())
+    reduction = float(perf["reduction_kwh"].sum())
+    total_pct = round(100.0 * reduction / max(instructed, 1e-9), 2)
+    missing = int(perf["sites_missing"].max()) if len(perf) else len(sites)
+    yield dg.MaterializeResult(metadata={"reduction_kwh": reduction, "instructed_kwh": instructed,
+                                         "delivered_pct": total_pct, "sites": len(sites), "sites_missing": missing,
+                                         "baseline_method": BASELINE_METHOD})
+    yield dg.AssetCheckResult(check_name="metered_delivery", passed=bool(total_pct >= MIN_DELIVERY_PCT and missing == 0),
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"delivered_pct": total_pct, "sites_missing": missing,
+                                        "per_interval": _table(perf)})
+
+
 dispatch_job = dg.define_asset_job("dispatch", selection=dg.AssetSelection.assets(
     dispatch_plan, device_commands, event_performance), tags={"der/vendor": "dispatch"})
 
@@ -203,3 +259,33 @@ def dispatch_instruction_sensor(context: dg.SensorEvaluationContext, warehouse: 
         dynamic_partitions_requests=[instructions.build_add_request(keys)],
         cursor=pending[-1].cursor,
     )
+
+
+metered_job = dg.define_asset_job("metered_performance", selection=dg.AssetSelection.assets(metered_performance))
+
+
+@dg.sensor(job=metered_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def ami_performance_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    """Each day of AMI data that lands (a meter_intervals materialization) re-settles the events it
+    can measure: their baseline windows reach four hours before and three after the event."""
+    after = int(context.cursor) if context.cursor else None
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("meter_intervals"), after_storage_id=after), limit=200,
+        ascending=True)
+    if not found.records:
+        return dg.SkipReason("no new day of AMI data")
+    requests, days = [], []
+    for record in found.records:
+        day = record.partition_key
+        if not day:
+            continue
+        days.append(day)
+        start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+        for e in store.overlapping(warehouse.engine(), start, start + dt.timedelta(days=1), pad=dt.timedelta(hours=4)):
+            requests.append(dg.RunRequest(partition_key=e.instruction_id,
+                                          run_key=f"{e.instruction_id}:{e.modification}:ami:{day}:{record.storage_id}"))
+    cursor = str(found.records[-1].storage_id)
+    if not requests:
+        return dg.SensorResult(skip_reason=f"no dispatch event near {', '.join(days) or 'an unpartitioned run'}",
+                               cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)

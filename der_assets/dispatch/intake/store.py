@@ -313,3 +313,13 @@ def history(engine: Engine, instruction_id: str) -> list[StoredInstruction]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(T).where(T.c.instruction_id == instruction_id).order_by(T.c.modification))
         return [_row(r) for r in rows]
+
+
+def overlapping(engine: Engine, start: dt.datetime, end: dt.datetime, *, pad: dt.timedelta = dt.timedelta(0)) -> list[StoredInstruction]:
+    """Active instructions (current modification) whose event, widened by ``pad`` on both sides,
+    overlaps [start, end): the events a newly arrived day of meter data can settle."""
+    with engine.connect() as conn:
+        lo, hi = _bind_time(conn, start - pad), _bind_time(conn, end + pad)
+        rows = conn.execute(sa.select(T).where(T.c.status == "active", T.c.start < hi, T.c.end > lo)
+                            .order_by(T.c.start, T.c.instruction_id)).all()
+    return [_row(r) for r in rows]
