@@ -12,6 +12,7 @@ from der_assets.dispatch.intake.store import (
     InstructionConflict,
     Outcome,
     history,
+    later_cursor,
     latest,
     pending,
     record_instruction,
@@ -108,6 +109,18 @@ def test_pending_walks_received_order_with_a_cursor(engine):
     later = pending(engine, cursor)
     assert [(r.instruction_id, r.modification, r.status) for r in later] == [("A", 1, "active"), ("B", 0, "cancelled")]
     assert [r.instruction_id for r in pending(engine, None, limit=2)] == ["A", "C"]  # B moved to minute 4
+
+
+def test_lookback_sees_a_row_that_committed_behind_the_cursor(engine):
+    rec(engine, minute=5, instruction_id="LATER")
+    cursor = pending(engine, None)[-1].cursor
+    # a slow writer stamped received_at a minute earlier but committed only now
+    rec(engine, minute=4, instruction_id="SLOW")
+    assert pending(engine, cursor) == []
+    seen = pending(engine, cursor, lookback=dt.timedelta(minutes=2))
+    assert [r.instruction_id for r in seen] == ["SLOW", "LATER"]
+    assert later_cursor(cursor, seen[0].cursor) == cursor  # the cursor never moves back
+    assert later_cursor(None, cursor) == cursor and later_cursor(cursor, None) == cursor
 
 
 def test_latest_unknown_is_none(engine):

@@ -33,6 +33,7 @@ SOC_MAX_AGE = pd.Timedelta(hours=2)
 HISTORY_DAYS = 7
 RECOVERY = pd.Timedelta(hours=2)
 MIN_DELIVERY_PCT = 95.0
+INTAKE_LOOKBACK = dt.timedelta(seconds=60)  # longer than any intake transaction takes to commit
 
 
 def _telemetry(engine, start: pd.Timestamp, end: pd.Timestamp, channels: list[str]) -> pd.DataFrame:
@@ -247,8 +248,13 @@ dispatch_job = dg.define_asset_job("dispatch", selection=dg.AssetSelection.asset
 
 @dg.sensor(job=dispatch_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
 def dispatch_instruction_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    """A run within seconds of each new, modified or cancelled instruction (one partition per instruction)."""
-    pending = store.pending(warehouse.engine(), context.cursor)
+    """A run within seconds of each new, modified or cancelled instruction (one partition per instruction).
+
+    Rows are re-read for INTAKE_LOOKBACK behind the cursor, so an instruction whose transaction
+    committed after a later one was already seen still gets its run; a run key runs only once.
+    """
+    pending = store.pending(warehouse.engine(), context.cursor, lookback=INTAKE_LOOKBACK)
+    cursor = store.later_cursor(context.cursor, pending[-1].cursor if pending else None)
     if not pending:
         return dg.SkipReason("no new instruction")
     keys = sorted({p.instruction_id for p in pending})
@@ -257,7 +263,7 @@ def dispatch_instruction_sensor(context: dg.SensorEvaluationContext, warehouse: 
                                     run_key=f"{p.instruction_id}:{p.modification}:{p.status}")
                       for p in pending if p.status in ("active", "cancelled")],
         dynamic_partitions_requests=[instructions.build_add_request(keys)],
-        cursor=pending[-1].cursor,
+        cursor=cursor,
     )
 
 

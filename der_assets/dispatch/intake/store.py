@@ -278,14 +278,17 @@ def _record_locked(conn: Connection, instruction: Instruction, values: dict, rec
 # reads for the dispatch sensor
 
 
-def pending(engine: Engine, since_cursor: str | None = None, *, limit: int = 1000) -> list[StoredInstruction]:
+def pending(engine: Engine, since_cursor: str | None = None, *, limit: int = 1000,
+            lookback: dt.timedelta = dt.timedelta(0)) -> list[StoredInstruction]:
     """Rows received after ``since_cursor``, oldest first, in (received_at, instruction_id, modification) order.
 
     Pass the ``cursor`` of the last row you handled next time; ``None`` starts from the beginning.
-    Caveat: received_at is stamped when a payload arrives, before its transaction commits, so a
-    slow writer can commit a row that sorts before a cursor already handed out. The sensor should
-    therefore key runs by (instruction_id, modification, status), so re-reading is harmless, and
-    a commit-ordered sequence column would close the gap (see the intake report).
+    received_at is stamped when a payload arrives, before its transaction commits, so a slow
+    writer can commit a row that sorts before a cursor already handed out. ``lookback`` also
+    returns rows received up to that long before the cursor, so such a row is still seen; the
+    caller must treat rows idempotently (the sensor keys runs by instruction, modification and
+    status, and Dagster runs a run key once) and must not move its cursor backwards
+    (``later_cursor``).
     """
     query = sa.select(T).order_by(T.c.received_at, T.c.instruction_id, T.c.modification).limit(limit)
     with engine.connect() as conn:
@@ -295,9 +298,25 @@ def pending(engine: Engine, since_cursor: str | None = None, *, limit: int = 100
                 at = _bind_time(conn, dt.datetime.fromisoformat(received_at))
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"not a dispatch instruction cursor: {since_cursor!r}") from exc
-            query = query.where(sa.tuple_(T.c.received_at, T.c.instruction_id, T.c.modification)
-                                > sa.tuple_(sa.literal(at, T.c.received_at.type), sa.literal(iid), sa.literal(int(mod))))
+            if lookback > dt.timedelta(0):
+                query = query.where(T.c.received_at > sa.literal(at - lookback, T.c.received_at.type))
+            else:
+                query = query.where(sa.tuple_(T.c.received_at, T.c.instruction_id, T.c.modification)
+                                    > sa.tuple_(sa.literal(at, T.c.received_at.type), sa.literal(iid),
+                                                sa.literal(int(mod))))
         return [_row(r) for r in conn.execute(query)]
+
+
+def later_cursor(a: str | None, b: str | None) -> str | None:
+    """The later of two cursors from ``pending`` (None is the earliest)."""
+    if a is None or b is None:
+        return b if a is None else a
+
+    def key(cursor: str):
+        received_at, iid, mod = json.loads(cursor)
+        return _utc(dt.datetime.fromisoformat(received_at)), iid, int(mod)
+
+    return a if key(a) >= key(b) else b
 
 
 def latest(engine: Engine, instruction_id: str) -> StoredInstruction | None:
