@@ -1,7 +1,9 @@
 """Carrying out a plan: setpoints at each interval start, acknowledgements, re-dispatch, release.
 
-- Each interval's setpoints go out at its start, with a device-side duration of two
-  intervals: a battery whose next command never comes (the run died) reverts to
+- Each interval's setpoints go out `lead_s` before its start, so that the devices' command
+  latency and ramp are spent before the interval rather than inside it (the twin: 30 s latency,
+  then full power within a minute; 60 s of lead centres that), with a device-side duration of
+  two intervals: a battery whose next command never comes (the run died) reverts to
   self-consumption on its own within two intervals.
 - A battery that refuses or cannot be reached is dropped, and `replan` spreads the rest of the
   instruction over the batteries still answering (its share is re-dispatched).
@@ -49,6 +51,7 @@ async def execute_plan(
     sleep: Callable[[float], Awaitable[None]],
     replan: Replan | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    lead_s: float = 0.0,
 ) -> ExecutionReport:
     """Send `plan` (battery_id, interval_start, setpoint_kw) interval by interval until `end`.
 
@@ -72,7 +75,7 @@ async def execute_plan(
             t = pd.Timestamp(t)
             if cancelled():
                 break
-            wait_s = (t - now()).total_seconds()
+            wait_s = (t - now()).total_seconds() - lead_s
             if wait_s > 0:
                 await sleep(wait_s)
             due = plan[(plan["interval_start"] == t) & ~plan["battery_id"].isin(report.failed)]

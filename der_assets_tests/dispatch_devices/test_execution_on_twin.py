@@ -93,7 +93,7 @@ def test_plan_is_delivered_and_released(twin):
         hub.sync()
 
     report = asyncio.run(execute_plan(frame, batteries, end=END, interval_s=300, send=send_setpoint,
-                                      now=hub.now, sleep=sleep))
+                                      now=hub.now, sleep=sleep, lead_s=60))
     assert all(a.ok for a in report.acks), [a.detail for a in report.acks if not a.ok]
     commanded = set(frame.loc[frame.setpoint_kw > 0, "battery_id"])
     assert report.released == commanded
@@ -101,15 +101,15 @@ def test_plan_is_delivered_and_released(twin):
     hub.sync()
     rows = _battery_rows(hub, registry)
     perf = delivery(rows, pd.date_range(START, periods=6, freq="5min"), np.full(6, 40.0), 5, sorted(commanded))
-    # commands act after 30 s latency and ramp at full power per minute; the plan does not model
-    # either, so the first interval falls short (about 70 %) and hand-overs between batteries
-    # cost a little; the rest delivers the 40 kW
+    # commands act after 30 s latency and ramp at full power per minute: sent 60 s ahead, the
+    # first quarter-hour delivers about 91 % (84 % when sent on the interval start); hand-overs
+    # between batteries cost a little; the rest delivers the 40 kW
     # Enphase reports batteries every 15 minutes, so the check is per quarter-hour
     assert perf["instructed_kwh"].sum() == pytest.approx(40.0 * 0.5)
     assert perf["batteries_missing"].max() == 0 and perf["apportioned"].any()
     quarter = perf.groupby(perf.index // 3)[["instructed_kwh", "delivered_kwh"]].sum()
     pct = 100 * quarter["delivered_kwh"] / quarter["instructed_kwh"]
-    assert pct.iloc[0] > 75.0 and pct.iloc[1] > 95.0
+    assert pct.iloc[0] > 88.0 and pct.iloc[1] > 95.0
     assert perf["delivered_kwh"].sum() > 0.9 * perf["instructed_kwh"].sum()
     # released: after the event no commanded battery discharges into the noon PV surplus
     sites = batteries.set_index("battery_id").loc[sorted(commanded), "site_id"]

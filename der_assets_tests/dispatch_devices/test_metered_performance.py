@@ -114,3 +114,4 @@ def test_the_asset_settles_the_event_on_the_meters_and_the_sensor_reruns_it(engi
         far = ami_performance_sensor(dg.build_sensor_context(instance=instance, resources=resources,
                                                              cursor=fired.cursor))
         assert not far.run_requests and "2026-07-10" in far.skip_reason.skip_message
+

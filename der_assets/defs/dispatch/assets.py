@@ -140,7 +140,7 @@ def device_commands(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
     report = asyncio.run(execute_plan(plan, batteries, end=instruction.end, interval_s=instruction.interval_minutes * 60,
                                       send=send_setpoint, now=clock.now, sleep=clock.sleep, replan=replan,
-                                      cancelled=cancelled))
+                                      cancelled=cancelled, lead_s=config.command_lead_s()))
     acks = report.frame()
     if not acks.empty:
         with engine.begin() as conn:
