@@ -34,7 +34,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from der_assets.dispatch.maxflow import bipartite_max_flow, choose_units_per_kwh, max_flow_kwh, refine_flow, source_side
+from der_assets.dispatch.maxflow import (
+    bipartite_max_flow,
+    choose_units_per_kwh,
+    compress_fleet,
+    csgraph_max_flow,
+    expand_flow,
+    integer_arcs,
+    max_flow_kwh,
+    refine_flow,
+    source_side,
+)
 from der_assets.dispatch.problem import DispatchProblem, Prices
 
 TOL_KW = 1e-6
@@ -206,7 +216,7 @@ def _round_to_total(x: np.ndarray, upper: np.ndarray, total: int) -> np.ndarray:
     return base
 
 
-def _top_up(problem: DispatchProblem, setpoint_kw: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def _top_up(problem: DispatchProblem, setpoint_kw: np.ndarray, chunk: int = 4096, *, gap_kw: np.ndarray | None = None, inplace: bool = False):
     """Give back what flooring capacities to integer units cost (< 1 unit per arc).
 
     Interval by interval, fill the remaining gap to target from each battery's leftover power
@@ -214,19 +224,31 @@ def _top_up(problem: DispatchProblem, setpoint_kw: np.ndarray, chunk: int = 4096
     stays feasible; it moves the shortfall from "exact to the unit" to exact to float precision.
     Batteries are taken a block at a time (each block fills what the earlier ones left): the
     block's interval-major copy stays in cache, and the usual tiny gaps are closed by the first.
+    A block whose leftover room in the short intervals is negligible is skipped after one check.
+
+    ``gap_kw`` (target minus fleet output) saves a full pass when the caller knows it; with
+    ``inplace`` the plan is updated in place. Returns ``(plan, gap_kw)`` when ``gap_kw`` is given,
+    else the plan.
     """
     dt = problem.dt_h
-    p = np.array(setpoint_kw, dtype=float)
-    gap = problem.target_kw - p.sum(axis=0)
+    p = setpoint_kw if inplace else np.array(setpoint_kw, dtype=float)
+    want_gap = gap_kw is not None
+    gap = np.array(gap_kw, dtype=float) if want_gap else problem.target_kw - p.sum(axis=0)
     tol = 1e-12 * np.maximum(1.0, problem.target_kw)
+    skip_tol = 1e-9 * np.maximum(1.0, problem.target_kw)  # per block: <= 1e-9 * blocks of target lost
     usable = problem.usable_kwh
     for lo in range(0, p.shape[0], chunk):
-        if not (gap > tol).any():
+        short = np.flatnonzero(gap > tol)
+        if short.size == 0:
             break
-        p_t = np.ascontiguousarray(p[lo : lo + chunk].T)  # interval-major: each sweep reads contiguous rows
-        cap_t = np.ascontiguousarray(problem.cap_kw[lo : lo + chunk].T)
-        energy_left = np.maximum(usable[lo : lo + chunk] - p_t.sum(axis=0) * dt, 0.0)
-        for t in np.flatnonzero(gap > tol):
+        blk, cap_blk = p[lo : lo + chunk], problem.cap_kw[lo : lo + chunk]
+        energy_left = np.maximum(usable[lo : lo + chunk] - blk.sum(axis=1) * dt, 0.0)
+        room = np.minimum(np.maximum(cap_blk[:, short] - blk[:, short], 0.0), (energy_left / dt)[:, None])
+        if (room.sum(axis=0) <= skip_tol[short]).all():
+            continue  # nothing this block could add is worth a sweep (the shortfall case, mostly)
+        p_t = np.ascontiguousarray(blk.T)  # interval-major: each sweep reads contiguous rows
+        cap_t = np.ascontiguousarray(cap_blk.T)
+        for t in short:
             room = np.minimum(np.maximum(cap_t[t] - p_t[t], 0.0), energy_left / dt)
             total = room.sum()
             if total <= 0:
@@ -235,8 +257,8 @@ def _top_up(problem: DispatchProblem, setpoint_kw: np.ndarray, chunk: int = 4096
             p_t[t] += add
             gap[t] -= add.sum()
             energy_left = np.maximum(energy_left - add * dt, 0.0)
-        p[lo : lo + chunk] = p_t.T
-    return p
+        blk[...] = p_t.T
+    return (p, gap) if want_gap else p
 
 
 def solve_fast(problem: DispatchProblem, prices: Prices | None = None) -> DispatchPlan:
@@ -245,23 +267,39 @@ def solve_fast(problem: DispatchProblem, prices: Prices | None = None) -> Dispat
     Exact up to the integer energy unit (``info['units_per_kwh']``), then topped up in floats.
     Never raises for an unreachable target: the shortfall is reported instead. Usually costs one
     max-flow (target reachable and the water-fill routable) or two (shortfall).
+
+    The (N, T) work is done a block of batteries at a time and the only full-size arrays are the
+    int32 arcs and the plan itself: at 100,000 x 48 a full-size float temporary is 38 MB, past
+    the cache and the allocator's mmap threshold, and each one costs page faults and a pass.
     """
     t0 = time.perf_counter()
     prices = prices or problem.default_prices()
     n, t_n = problem.cap_kw.shape
     dt = problem.dt_h
     usable = problem.usable_kwh
-    arc_kwh = np.maximum(problem.cap_kw, 0.0)
-    arc_kwh *= dt  # in place: at 100,000 x 48 every full-size temporary costs page faults
     sink_kwh = np.maximum(problem.target_kw, 0.0) * dt
-    k = choose_units_per_kwh(usable, sink_kwh, float(arc_kwh.max(initial=0.0)))
+    # Arcs are capped at their interval's sink capacity (no flow changes), so they need no room.
+    k = choose_units_per_kwh(usable, sink_kwh, 0.0)
     src_u = np.floor(usable * k).astype(np.int64)
-    arc_u = np.floor(arc_kwh * k, out=np.empty_like(arc_kwh)).astype(np.int64)
     sink_u = np.floor(sink_kwh * k).astype(np.int64)
+    arc_u, stats, rowsum_kwh = integer_arcs(problem.cap_kw, dt, k, sink_u)
     sigma = problem.surplus_kwh
     w = 1.0 / problem.sqrt_eta
-    hi_u = np.minimum(src_u, arc_u.sum(axis=1))
+    hi_u = np.minimum(src_u, stats.rowsum)
     info = {"units_per_kwh": k, "max_flows": 0, "blocks": 0, "fallback": False}
+    hi_kwh = float(np.minimum(usable, rowsum_kwh).sum())
+    if sink_kwh.sum() > hi_kwh:
+        # The target exceeds what the batteries could give even one by one: a shortfall. If a
+        # maximum flow routes every battery's all, nothing is left to choose and it is the plan.
+        # Solve it in kWh on the compressed network, where flooring costs a unit per compressed
+        # arc, not per battery arc, and refining is cheap; else fall through to the general path.
+        setpoint_kw = max_flow_kwh(usable, problem.cap_kw, sink_kwh, arc_scale=dt, out_scale=1.0 / dt)
+        info["max_flows"] += 1
+        fleet_kw = setpoint_kw.sum(axis=0)
+        routed = float(fleet_kw.sum() * dt)
+        if routed >= hi_kwh - 1e-9 * max(1.0, hi_kwh):
+            info["max_flow_kwh"] = routed
+            return _finish(problem, setpoint_kw, problem.target_kw - fleet_kw, info, t0)
 
     def waterfill_units(b_idx, off, room, d_u):
         x = _waterfill(off / k, (off + room) / k, sigma[b_idx], w[b_idx], (off.sum() + d_u) / k, prices)
@@ -271,12 +309,13 @@ def solve_fast(problem: DispatchProblem, prices: Prices | None = None) -> Dispat
     d0 = int(min(sink_u.sum(), hi_u.sum()))
     all_b, all_t = np.arange(n), np.arange(t_n)
     extra = waterfill_units(all_b, np.zeros(n, dtype=np.int64), hi_u, d0)
-    value, flow = bipartite_max_flow(extra, arc_u, sink_u)
+    comp = compress_fleet(extra, arc_u, sink_u, stats=stats)
+    value, flow_c = csgraph_max_flow(comp.src, comp.arc, sink_u)
     info["max_flows"] += 1
-    best_u = value
+    best_u, routed_u, flow = value, value, None  # flow: a dense integer plan, once one is built
     if value < d0:
         # Shortfall or a congested interval: find the true maximum, then decompose.
-        best_u, best_flow = bipartite_max_flow(src_u, arc_u, sink_u)
+        best_u, best_flow = bipartite_max_flow(src_u, arc_u, sink_u, stats=stats)
         info["max_flows"] += 1
         if best_u >= hi_u.sum():
             flow = best_flow  # every battery gives all it can: nothing left to choose
@@ -288,7 +327,7 @@ def solve_fast(problem: DispatchProblem, prices: Prices | None = None) -> Dispat
                 info["blocks"] += 1
                 if b_idx.size == 0 or i_idx.size == 0 or d_u <= 0:
                     continue
-                arcs = arc_u[np.ix_(b_idx, i_idx)]
+                arcs = arc_u[np.ix_(b_idx, i_idx)].astype(np.int64)
                 room = np.minimum(src_u[b_idx] - off, arcs.sum(axis=1))
                 extra = waterfill_units(b_idx, off, room, d_u)
                 value, sub = bipartite_max_flow(extra, arcs, snk)
@@ -310,27 +349,43 @@ def solve_fast(problem: DispatchProblem, prices: Prices | None = None) -> Dispat
                 stack.append((b_idx[~in_a], i_idx[~in_x], snk[~in_x] - fixed_a.sum(axis=0), off[~in_a], int(d_u - g_a)))
             if flow.sum() < best_u:
                 flow, info["fallback"] = best_flow, True  # never trade shortfall for secondary terms
+        routed_u = int(flow.sum())
     info["max_flow_kwh"] = best_u / k
-    if best_u < sink_u.sum() and flow.sum() >= hi_u.sum():
+    if best_u < sink_u.sum() and routed_u >= hi_u.sum():
         # A shortfall with every battery giving all it can route: nothing is left to choose, so
         # any maximum flow will do. Solve it in kWh on the compressed network, where flooring
         # costs a unit per compressed arc, not per battery arc, and refining is cheap.
-        setpoint_kw = max_flow_kwh(usable, arc_kwh, sink_kwh)
-        setpoint_kw /= dt
+        setpoint_kw = max_flow_kwh(usable, problem.cap_kw, sink_kwh, arc_scale=dt, out_scale=1.0 / dt)
+        gap = problem.target_kw - setpoint_kw.sum(axis=0)
         info["max_flows"] += 1
     elif best_u < sink_u.sum():
         # A shortfall: integer flooring may have cost up to one unit per cut arc. One max-flow on
         # the residual network at a ~1000x finer unit gives it back (the top-up below cannot
         # reroute). Bound: the integer network's cut, recomputed with the real capacities.
+        if flow is None:
+            flow = expand_flow(comp, flow_c, check=(extra, arc_u))
+        arc_kwh = np.maximum(problem.cap_kw, 0.0)
+        arc_kwh *= dt
         flow_kwh = flow / k
         bound = float(min(sink_kwh.sum(), np.minimum(usable, arc_kwh.sum(axis=1)).sum()) - flow_kwh.sum())
         bound = min(bound, (np.count_nonzero(arc_u) + n + t_n) / k)
         setpoint_kw = refine_flow(flow_kwh, usable, arc_kwh, sink_kwh, bound) / dt
+        gap = problem.target_kw - setpoint_kw.sum(axis=0)
         info["max_flows"] += 1
+    elif flow is None:
+        # The usual case: expand the compressed flow straight into kW, a block at a time.
+        setpoint_kw = expand_flow(comp, flow_c, out_scale=1.0 / (k * dt), check=(extra, arc_u))
+        gap = problem.target_kw - flow_c.sum(axis=0) * (1.0 / (k * dt))
     else:
         setpoint_kw = flow * (1.0 / (k * dt))
-    setpoint = _top_up(problem, setpoint_kw)
-    shortfall = float(np.maximum(problem.target_kw - setpoint.sum(axis=0), 0.0).sum() * dt)
+        gap = problem.target_kw - flow.sum(axis=0) * (1.0 / (k * dt))
+    return _finish(problem, setpoint_kw, gap, info, t0)
+
+
+def _finish(problem: DispatchProblem, setpoint_kw: np.ndarray, gap_kw: np.ndarray, info: dict, t0: float) -> DispatchPlan:
+    """Top up (in place) and wrap a plan; ``gap_kw`` is the target minus the plan's fleet output."""
+    setpoint, gap = _top_up(problem, setpoint_kw, gap_kw=gap_kw, inplace=True)
+    shortfall = float(np.maximum(gap, 0.0).sum() * problem.dt_h)
     status = "met" if shortfall <= 1e-6 * max(1.0, problem.target_kwh) else "shortfall"
     return DispatchPlan(
         setpoint_kw=setpoint, shortfall_kwh=shortfall, status=status, solve_s=time.perf_counter() - t0, method="flow+waterfill", info=info
