@@ -296,8 +296,8 @@ def _cells(b: RowBlock, where: np.ndarray, interval: np.ndarray, t0: int, t1: in
     (None = all rows, in order)."""
     if not len(b.start_ns):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    seg_step = interval[b.seg_series] * NS
     seg_ok = (b.seg_interval_s == interval[b.seg_series]) & (where[b.seg_series] >= 0)
+    seg_step = np.maximum(interval[b.seg_series], 1) * NS  # a series absent from the day has no cells anyway
     one_step = len(np.unique(seg_step)) == 1
     if b.sorted_grid and one_step and seg_ok.all() and t0 % int(seg_step[0]) == 0:
         step = int(seg_step[0])

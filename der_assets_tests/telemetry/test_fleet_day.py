@@ -340,3 +340,17 @@ def test_the_fleet_day_frame_passes_the_canonical_schema_and_a_bad_category_does
     assert not passes_fast(bad)
     with pytest.raises(Exception):
         validate(bad)
+
+
+def test_a_payload_entirely_outside_the_day_adds_no_series_and_no_warning(cloud_bodies, recwarn):
+    registry = demo_fleet(60)
+    site = registry.loc[registry["telemetry_source"] == "enphase", "site_id"].iloc[0]
+    # the twin's day, 2026-07-15; load is not a registry series, so only the payload could add it
+    payloads = [LandedPayload(1, "enphase", "production_micro", site, RECEIVED, cloud_bodies["production_micro"][0]),
+                LandedPayload(2, "enphase", "consumption_meter", site, RECEIVED, cloud_bodies["consumption_meter"][0])]
+    result = normalize_day(payloads, registry, day_start=DAY + pd.Timedelta(days=3), believed_at=RECEIVED,
+                           sources=["enphase"])
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert (result.rows["quality"] == "missing").all() and result.rows["value"].isna().all()
+    assert "load_kwh" not in set(result.rows["channel"])
+    assert sorted(result.parsed_ids) == [1, 2]
