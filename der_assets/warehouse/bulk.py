@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -16,11 +17,7 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
         return 0
     columns = [c.name for c in table.columns if c.name in frame.columns]
     if conn.dialect.name == "postgresql":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for row in frame[columns].itertuples(index=False, name=None):
-            writer.writerow(["\\N" if _missing(v) else _pg_text(v) for v in row])
-        buffer.seek(0)
+        buffer = _copy_text(frame, columns)
         statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
         cursor = conn.connection.driver_connection.cursor()
         try:
@@ -65,6 +62,42 @@ def replace_window(
     deleted = conn.execute(table.delete().where(condition)).rowcount
     inserted = bulk_insert(conn, table, frame)
     return deleted, inserted
+
+
+def _copy_text(frame: pd.DataFrame, columns: list[str]) -> io.StringIO:
+    """COPY CSV of `frame[columns]`, NULL as \\N, each column turned to text in one vectorized step
+    (a fleet-day is 5.8 million rows: a Python call per value took about 100 s).
+
+    Timestamps: ISO 8601 UTC to the microsecond (PostgreSQL's resolution); floats: the shortest
+    text that reads back to the same double; booleans: true/false; anything else: str().
+    """
+    text = {}
+    for name in columns:
+        col = frame[name]
+        dtype = col.dtype
+        kind = dtype.kind if isinstance(dtype, np.dtype) else None
+        if isinstance(dtype, pd.CategoricalDtype):
+            categories = np.array([None if _missing(v) else _pg_text(v) for v in dtype.categories] + [None], dtype=object)
+            text[name] = categories[col.cat.codes.to_numpy()]  # code -1 (missing) picks the trailing None
+        elif isinstance(dtype, pd.DatetimeTZDtype) or kind == "M":
+            utc = pd.to_datetime(col, utc=True)
+            values = np.datetime_as_string(utc.to_numpy(dtype="datetime64[us]"), unit="us", timezone="UTC")
+            text[name] = np.where(utc.isna().to_numpy(), None, values.astype(object))
+        elif kind == "b":
+            text[name] = np.where(col.to_numpy(), "true", "false").astype(object)
+        elif kind == "f":
+            values = col.to_numpy()
+            text[name] = np.where(np.isnan(values), None, values.astype(str).astype(object))
+        elif kind in ("i", "u"):
+            text[name] = col.to_numpy().astype(str).astype(object)
+        else:  # object and extension columns: value by value, as before
+            text[name] = np.array([None if _missing(v) else _pg_text(v) for v in col.to_numpy(dtype=object)],
+                                  dtype=object)
+    buffer = io.StringIO()
+    pd.DataFrame(text, columns=columns).to_csv(buffer, header=False, index=False, na_rep="\\N", lineterminator="\n",
+                                               quoting=csv.QUOTE_MINIMAL)
+    buffer.seek(0)
+    return buffer
 
 
 def _missing(value: object) -> bool:

@@ -71,3 +71,38 @@ def test_other_days_are_untouched(engine):
         replace_window(conn, interval_telemetry, _rows(288, 0.2), time_column="interval_start",
                        start=DAY, end=DAY + dt.timedelta(days=1))
     assert _day_rows(engine, next_day)["value"].max() == 0.1
+
+
+def test_values_read_back_exactly_whatever_their_column_type(engine):
+    """COPY text is made column by column on PostgreSQL: every value must come back as it went in."""
+    import numpy as np
+
+    from der_assets.warehouse.bulk import bulk_insert
+    from der_assets.warehouse.schema import review_queue
+
+    values = [0.1, 1 / 3, 1e-300, 5e-324, 123456789.123456789, None, 5e15 + 0.5, -7.25]
+    n = len(values)
+    rows = pd.DataFrame({
+        "site_id": pd.Categorical(["S,1", 'S"2', "S1", "S1", "S5", "S1", "S1", "S1"]),
+        "device_id": ["D\n1", "D2", "D3", "D4", "D5", "D6", "D7", "D8"], "source": "solaredge", "channel": "pv_kwh",
+        "interval_start": pd.date_range(DAY, periods=n, freq="5min") + pd.Timedelta(microseconds=123456),
+        "interval_s": np.int64(300), "value": values, "quality": ["measured"] * 5 + ["missing"] + ["measured"] * 2,
+        "received_at": [pd.Timestamp("2026-07-16T00:10:00.000001Z")] * (n - 1) + [pd.Timestamp("2026-07-16T00:10Z")],
+        "revision": 0,
+    })
+    review = pd.DataFrame({"day": [DAY.date()], "origin": ["t"], "site_id": ["S1"], "issue": ["gap"],
+                           "detail": ['comma, "quote"\nnewline \\N'], "n_intervals": [3],
+                           "detected_at": [pd.Timestamp("2026-07-16T01:00Z")]})
+    with engine.begin() as conn:
+        bulk_insert(conn, interval_telemetry, rows)
+        bulk_insert(conn, review_queue, review)
+    back = _day_rows(engine).sort_values("interval_start").reset_index(drop=True)
+    got = back["value"].tolist()
+    assert [str(v) for v in got[:5]] == [str(v) for v in values[:5]] and np.isnan(got[5]) and got[6:] == values[6:]
+    assert back["site_id"].tolist() == ["S,1", 'S"2', "S1", "S1", "S5", "S1", "S1", "S1"]
+    assert back["device_id"].iloc[0] == "D\n1"
+    assert pd.to_datetime(back["interval_start"], utc=True).tolist() == pd.to_datetime(rows["interval_start"], utc=True).tolist()
+    assert pd.to_datetime(back["received_at"], utc=True).iloc[0] == pd.Timestamp("2026-07-16T00:10:00.000001Z")
+    with engine.connect() as conn:
+        detail = conn.execute(sa.select(review_queue.c.detail)).scalar_one()
+    assert detail == 'comma, "quote"\nnewline \\N'

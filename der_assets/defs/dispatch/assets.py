@@ -267,7 +267,7 @@ def dispatch_instruction_sensor(context: dg.SensorEvaluationContext, warehouse: 
     )
 
 
-metered_job = dg.define_asset_job("metered_performance", selection=dg.AssetSelection.assets(metered_performance))
+metered_job = dg.define_asset_job("settle_on_meters", selection=dg.AssetSelection.assets(metered_performance))
 
 
 @dg.sensor(job=metered_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
