@@ -51,7 +51,7 @@ def bipartite_max_flow(
     if arc_u.size == 0:
         return 0, np.zeros(arc_u.shape, dtype=np.int64 if out_scale is None else float)
     comp = compress_fleet(src_u, arc_u, sink_u, stats=stats)
-    value, flow_c = csgraph_max_flow(comp.src, comp.arc, sink_u)
+    value, flow_c = compressed_max_flow(comp, sink_u)
     flow = expand_flow(comp, flow_c, out_scale=out_scale, check=(src_u, arc_u))
     if int(flow_c.sum()) != value:
         raise RuntimeError("compressed flow does not add up to its value; this is a bug")
@@ -248,6 +248,7 @@ class FleetCompression:
     src: np.ndarray  # compressed source capacities
     arc: np.ndarray  # compressed (rows, T) arc capacities
     unbound_arc: np.ndarray  # (len(unbound), T) the unbound batteries' own arcs
+    flat_peak: np.ndarray  # (len(flat),) each flat battery's one arc value c_b (0 off its support)
 
 
 def _pattern_ids(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -346,7 +347,7 @@ def compress_fleet(
     src_c[first_node:] = node_j[first_node:] * node_weight[first_node:]
     np.minimum(arc_c, sink[None, :], out=arc_c)
     np.minimum(src_c, total, out=src_c)
-    return FleetCompression(n, explicit, ub, fb, atom_node, atom_weight, lanes, node_weight, src_c, arc_c, unbound_arc)
+    return FleetCompression(n, explicit, ub, fb, atom_node, atom_weight, lanes, node_weight, src_c, arc_c, unbound_arc, c[fb].astype(dtype))
 
 
 def expand_flow(
@@ -355,100 +356,215 @@ def expand_flow(
     chunk: int = BLOCK,
     *,
     out_scale: float | None = None,
-    clip_arc: np.ndarray | None = None,
-    clip_scale: float | None = None,
+    clip: bool = False,
     check: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-battery flows from a flow on the compressed network (same dtype, same interval sums).
 
-    Works in blocks of ``chunk`` batteries and writes each battery row once, so the temporaries
-    stay in cache. Options, applied per block: ``clip_arc`` clips each flow to [0, its arc]
-    (arcs max(clip_arc, 0) * clip_scale when given); ``out_scale`` returns flow * out_scale as
-    floats instead of the flow itself (saves a full-size pass and array); ``check`` = (src, arc)
+    Fills the output a block of ``chunk`` consecutive batteries at a time, each block's explicit,
+    unbound and flat batteries in turn (each kind's index array is sorted, so a block holds a
+    contiguous run of each), so every output row is written once while its block is in cache:
+    scattering each kind over the whole (N, T) array costs several times more at 100,000
+    batteries. Options: ``out_scale`` returns flow * out_scale as floats instead of the flow
+    itself (saves a full-size pass and array); ``clip`` (float flows) clips each battery's flows
+    to its arcs against rounding, using only what the compression holds (explicit rows: their
+    compressed arcs; flat batteries: their one cap c_b; unbound ones are scaled by a ratio <= 1,
+    which cannot exceed them), so the full arc matrix is never read again; ``check`` = (src, arc)
     verifies integer capacities as it goes.
     """
     m = flow_c.shape[1]
+    n = comp.n
     integer = np.issubdtype(flow_c.dtype, np.integer)
-    out = np.zeros((comp.n, m), dtype=flow_c.dtype if out_scale is None else float)
+    out = np.zeros((n, m), dtype=flow_c.dtype if out_scale is None else float)
+    # Float flows: scale the (small) compressed flow once instead of every battery row.
+    fold = out_scale is not None and not integer
+    s_out = out_scale if fold else 1.0
+    src_flow = flow_c * out_scale if fold else flow_c
+    n_exp = comp.explicit.size
+    starts = np.arange(0, n + chunk, chunk)
+    at_exp, at_ub, at_flat = (np.searchsorted(idx, starts) for idx in (comp.explicit, comp.unbound, comp.flat))
 
-    def put(rows: np.ndarray, vals: np.ndarray) -> None:
+    def put(block: np.ndarray, lo: int, rows: np.ndarray, vals: np.ndarray, bound=None) -> None:
         if check is not None:
             src, arc = check
             if (vals > arc[rows]).any() or (vals.sum(axis=1) > src[rows]).any() or (vals < 0).any():
                 raise RuntimeError("expanding the compressed flow broke a capacity; this is a bug")
-        if clip_arc is not None:
-            vals = np.clip(vals, 0, _arc_rows(clip_arc, rows, clip_scale), out=vals if not integer else None)
-        if out_scale is not None:
+        if clip and bound is not None:
+            vals = np.minimum(vals, bound, out=vals)  # flows are >= 0 already
+        if out_scale is not None and not fold:
             vals = vals * out_scale
-        out[rows] = vals
+        block[rows - lo] = vals
 
-    n_exp = comp.explicit.size
-    for lo in range(0, n_exp, chunk):
-        put(comp.explicit[lo : lo + chunk], flow_c[lo : min(lo + chunk, n_exp)].copy())
     if comp.unbound.size:
-        g, a = flow_c[n_exp], comp.unbound_arc
+        g, ua = src_flow[n_exp], comp.unbound_arc
         if integer:  # fill batteries in turn, interval by interval
             filled = np.zeros(m, dtype=np.int64)
-            for lo in range(0, a.shape[0], chunk):
-                part = a[lo : lo + chunk]
-                before = filled + np.cumsum(part, axis=0) - part
-                put(comp.unbound[lo : lo + chunk], np.clip(g[None, :] - before, 0, part))
-                filled += part.sum(axis=0)
         else:
-            total = a.sum(axis=0)
-            ratio = np.divide(g, total, out=np.zeros(m), where=total > 0)[None, :]
-            for lo in range(0, a.shape[0], chunk):
-                put(comp.unbound[lo : lo + chunk], a[lo : lo + chunk] * ratio)
+            total = ua.sum(axis=0)
+            ratio = np.divide(g, total * s_out, out=np.zeros(m), where=total > 0)
+            ratio = np.clip(ratio, 0.0, 1.0) * s_out  # a * ratio <= a * s_out: multiplication is monotone
     big_w = np.maximum(comp.node_weight, 1) if integer else np.where(comp.node_weight > 0, comp.node_weight, 1.0)
-    cum = np.zeros((flow_c.shape[0], m + 1), dtype=flow_c.dtype)
-    np.cumsum(flow_c, axis=1, out=cum[:, 1:])
-    for lo in range(0, comp.flat.size, chunk):
-        share = 0
-        for a in range(2):  # lower and upper atom
-            node = comp.atom_node[a, lo : lo + chunk]
-            w = comp.atom_weight[a, lo : lo + chunk, None]
-            big = big_w[node][:, None]
+    if integer:
+        cum = np.zeros((flow_c.shape[0], m + 1), dtype=flow_c.dtype)
+        np.cumsum(flow_c, axis=1, out=cum[:, 1:])
+    for b in range(starts.size - 1):
+        lo = int(starts[b])
+        if lo >= n:
+            break
+        block = out[lo : lo + chunk]
+        e0, e1 = at_exp[b], at_exp[b + 1]
+        if e1 > e0:
+            put(block, lo, comp.explicit[e0:e1], src_flow[e0:e1].copy(), comp.arc[e0:e1] * s_out if clip else None)
+        u0, u1 = at_ub[b], at_ub[b + 1]
+        if u1 > u0:
+            part = ua[u0:u1]
             if integer:
-                # McNaughton: the node's lanes are dealt out cyclically, interval after interval;
-                # an atom owns lanes [lane, lane + w). No lane serves twice in one interval
-                # (flow <= node weight), and lanes are dealt at most j times in all.
-                turns, at = np.divmod(cum[node], big)
-                at -= comp.atom_lane[a, lo : lo + chunk, None]
-                owned = turns * w + np.clip(at, 0, w, out=at)
-                share = share + np.diff(owned, axis=1)
+                before = np.cumsum(part, axis=0)
+                before -= part
+                before += filled
+                put(block, lo, comp.unbound[u0:u1], np.clip(g[None, :] - before, 0, part))
+                filled += part.sum(axis=0)
             else:
-                share = share + flow_c[node] * (w / big)
-        put(comp.flat[lo : lo + chunk], share)
+                put(block, lo, comp.unbound[u0:u1], part * ratio)
+        f0, f1 = at_flat[b], at_flat[b + 1]
+        if f1 > f0:
+            share = 0
+            for a in range(2):  # lower and upper atom
+                node = comp.atom_node[a, f0:f1]
+                w = comp.atom_weight[a, f0:f1, None]
+                big = big_w[node][:, None]
+                if integer:
+                    # McNaughton: the node's lanes are dealt out cyclically, interval after
+                    # interval; an atom owns lanes [lane, lane + w). No lane serves twice in one
+                    # interval (flow <= node weight), and lanes are dealt at most j times in all.
+                    turns, at = np.divmod(cum[node], big)
+                    at -= comp.atom_lane[a, f0:f1, None]
+                    owned = turns * w + np.clip(at, 0, w, out=at)
+                    share = share + np.diff(owned, axis=1)
+                else:
+                    part = src_flow[node]
+                    part *= w / big
+                    share = part if a == 0 else np.add(share, part, out=share)
+            bound = (comp.flat_peak[f0:f1] * s_out)[:, None] if clip else None
+            put(block, lo, comp.flat[f0:f1], share, bound)
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# warm start with a certificate
+#
+# The compressed network is a few merged nodes plus the "explicit" batteries (energy bound, caps
+# that differ by interval), and Dinic's cost is theirs. Route each explicit battery greedily
+# instead: all it can give, min(E_b, sum_t cap_bt), in proportion to its caps, scaled down in any
+# interval it would overfill. Then solve the merged nodes exactly on what is left of each sink.
+# The sum is a feasible flow. If its value reaches min(sum_t D_t, sum_b min(E_b, sum_t cap_bt)),
+# it is maximum: both are cut capacities (every sink arc cut; every battery cut on its cheaper
+# side). Otherwise nothing is claimed and the whole network is solved as usual. Either way the
+# result is a maximum flow; the greedy only saves the Dinic on the explicit rows when it works.
+
+
+def _greedy_rows(src: np.ndarray, arc: np.ndarray, sink: np.ndarray) -> np.ndarray:
+    """A feasible flow of the rows alone: each row sends min(src, row sum) in proportion to its
+    arcs (integer arcs: floors plus the remainder filled arc by arc), columns over their sink
+    scaled down. Integer in, integer out."""
+    integer = np.issubdtype(arc.dtype, np.integer)
+    rowsum = arc.sum(axis=1)
+    give = np.minimum(src, rowsum)
+    ratio = np.divide(give, rowsum, out=np.zeros(rowsum.shape), where=rowsum > 0)
+    flow = arc * ratio[:, None]  # <= arc: ratio <= 1 and rounding is monotone
+    if integer:
+        flow = np.floor(flow, out=flow).astype(np.int64)
+        np.minimum(flow, arc, out=flow)
+        room = arc - flow
+        short = give - flow.sum(axis=1)  # < number of positive arcs
+        before = np.cumsum(room, axis=1)
+        before -= room
+        flow += np.clip(short[:, None] - before, 0, room)
+    load = flow.sum(axis=0)
+    over = load > sink
+    if over.any():
+        cut = sink[over] / load[over]
+        if integer:
+            flow[:, over] = np.floor(flow[:, over] * cut)
+        else:
+            flow[:, over] *= cut * (1.0 - 1e-12)
+    return flow
+
+
+def warm_max_flow(src: np.ndarray, arc: np.ndarray, sink: np.ndarray, n_greedy: int, solve, tol: float = 0.0) -> np.ndarray:
+    """A maximum flow (rows x columns) of source -> rows -> columns -> sink, by the greedy
+    certificate above on the first ``n_greedy`` rows, else by ``solve(src, arc, sink)`` (a max-flow
+    returning the flow matrix) on the whole network. ``tol`` is how far below the cut bound the
+    certified value may fall (0 for integer units; float solvers are exact only to their unit)."""
+    n = arc.shape[0]
+    if n_greedy > 0:
+        head = _greedy_rows(src[:n_greedy], arc[:n_greedy], sink)
+        load = head.sum(axis=0)
+        if (load <= sink).all():
+            rest = sink - load
+            tail = solve(src[n_greedy:], arc[n_greedy:], rest) if n > n_greedy else np.zeros((0, arc.shape[1]), dtype=head.dtype)
+            bound = min(sink.sum(), np.minimum(src, arc.sum(axis=1)).sum())
+            if head.sum() + tail.sum() >= bound - tol:
+                return np.concatenate([head, tail.astype(head.dtype, copy=False)])
+    return solve(src, arc, sink)
+
+
+def compressed_max_flow(comp: FleetCompression, sink_u: np.ndarray) -> tuple[int, np.ndarray]:
+    """``csgraph_max_flow`` on an integer compressed network, with the greedy certificate first."""
+    flow = warm_max_flow(comp.src, comp.arc, sink_u, comp.explicit.size, lambda s, a, d: csgraph_max_flow(s, a, d)[1])
+    return int(flow.sum()), flow
+
+
+def _kwh_flow(src: np.ndarray, arc: np.ndarray, sink_kwh: np.ndarray) -> np.ndarray:
+    """A maximum flow in kWh of a (small) network: integer units, then ``refine_flow``."""
+    m = arc.shape[1]
+    if arc.shape[0] == 0:
+        return np.zeros(arc.shape)
+    k = choose_units_per_kwh(src, sink_kwh, float(arc.max(initial=0.0)))
+    src_u, arc_u, snk_u = (np.floor(x * k).astype(np.int64) for x in (src, arc, sink_kwh))
+    _, flow_u = csgraph_max_flow(src_u, arc_u, snk_u)
+    flow = flow_u / k
+    # Any augmenting path is bounded by the network's trivial cut minus the flow, and by the
+    # flooring loss (at most one unit per arc).
+    bound = float(min(sink_kwh.sum(), np.minimum(src, arc.sum(axis=1)).sum()) - flow.sum())
+    bound = min(bound, (np.count_nonzero(arc_u) + src.size + m + 1) / k)
+    if bound > 0:
+        flow = refine_flow(flow, src, arc, sink_kwh, bound)
+    return flow
+
+
 def max_flow_kwh(
-    source_kwh: np.ndarray, arc_kwh: np.ndarray, sink_kwh: np.ndarray, *, arc_scale: float | None = None, out_scale: float | None = None
-) -> np.ndarray:
+    source_kwh: np.ndarray,
+    arc_kwh: np.ndarray,
+    sink_kwh: np.ndarray,
+    *,
+    arc_scale: float | None = None,
+    out_scale: float | None = None,
+    stats: ArcStats | None = None,
+    with_totals: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """A maximum flow in kWh (battery x interval), exact up to the refinement's unit.
 
-    Compresses in floats (so flooring to units happens on the few compressed capacities), solves
-    in integer units, recovers the flooring loss with ``refine_flow`` on the compressed network,
-    and expands proportionally. Cost grows with the batteries that are neither unbound nor flat.
+    Compresses in floats (so flooring to units happens on the few compressed capacities), routes
+    the explicit rows by the greedy certificate when it holds (``warm_max_flow``), solves the rest
+    in integer units, recovers the flooring loss with ``refine_flow``, and expands. Cost grows with
+    the batteries that are neither unbound nor flat, and only when the certificate fails.
     With ``arc_scale`` the arcs are max(arc_kwh, 0) * arc_scale (built a block at a time, never
-    as a full-size array); with ``out_scale`` the result is multiplied by it (e.g. 1/dt for kW).
+    as a full-size array); with ``out_scale`` the result is multiplied by it (e.g. 1/dt for kW);
+    ``stats`` is ``arc_row_stats(arc_kwh, arc_scale)`` when the caller already has it. With
+    ``with_totals`` it also returns the per-interval totals (from the compressed flow: the
+    expansion keeps them up to rounding), sparing the caller a pass over the full-size result.
     """
     n, m = arc_kwh.shape
     if n == 0 or m == 0:
         return np.zeros((n, m))
-    comp = compress_fleet(np.asarray(source_kwh, dtype=float), np.asarray(arc_kwh, dtype=float), np.asarray(sink_kwh, dtype=float), scale=arc_scale)
-    k = choose_units_per_kwh(comp.src, sink_kwh, float(comp.arc.max(initial=0.0)))
-    src_u, arc_u, snk_u = (np.floor(x * k).astype(np.int64) for x in (comp.src, comp.arc, sink_kwh))
-    value_u, flow_u = csgraph_max_flow(src_u, arc_u, snk_u)
-    flow_c = flow_u / k
-    # Any augmenting path is bounded by the compressed network's trivial cut minus the flow, and by
-    # the flooring loss (at most one unit per arc).
-    bound = float(min(sink_kwh.sum(), np.minimum(comp.src, comp.arc.sum(axis=1)).sum()) - flow_c.sum())
-    bound = min(bound, (np.count_nonzero(arc_u) + comp.src.size + m + 1) / k)
-    if bound > 0:
-        flow_c = refine_flow(flow_c, comp.src, comp.arc, sink_kwh, bound)
-    scale = arc_scale if arc_scale is not None else None
-    return expand_flow(comp, flow_c, out_scale=out_scale, clip_arc=arc_kwh, clip_scale=scale)
+    sink_kwh = np.asarray(sink_kwh, dtype=float)
+    comp = compress_fleet(np.asarray(source_kwh, dtype=float), np.asarray(arc_kwh, dtype=float), sink_kwh, stats=stats, scale=arc_scale)
+    flow_c = warm_max_flow(comp.src, comp.arc, sink_kwh, comp.explicit.size, _kwh_flow, tol=1e-12 * max(1.0, float(sink_kwh.sum())))
+    flow = expand_flow(comp, flow_c, out_scale=out_scale, clip=True)
+    if with_totals:
+        return flow, flow_c.sum(axis=0) * (1.0 if out_scale is None else out_scale)
+    return flow
 
 
 def integer_arcs(cap_kw: np.ndarray, dt_h: float, k: float, sink_u: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, ArcStats, np.ndarray]:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from der_assets.dispatch import check_hard_constraints, solve_fast
-from der_assets.dispatch.maxflow import bipartite_max_flow, compress_fleet, csgraph_max_flow, max_flow_kwh
+from der_assets.dispatch.maxflow import _kwh_flow, bipartite_max_flow, compress_fleet, csgraph_max_flow, max_flow_kwh, warm_max_flow
 from der_assets.dispatch.synthetic import random_problem
 
 PROPS = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -132,3 +132,25 @@ def test_fast_path_on_a_mid_size_fleet_matches_scipy(fraction, seed):
     # it can, solved straight in kWh) the exact one, which flooring can only undercut.
     assert plan.info["max_flow_kwh"] * k >= plain - 0.5
     assert plan.info["max_flow_kwh"] == pytest.approx(problem.target_kwh - plan.shortfall_kwh, abs=1e-6 * problem.target_kwh)
+
+
+@PROPS
+@given(networks(), st.integers(0, 14))
+def test_warm_start_certificate_is_exact(net, n_greedy):
+    # Greedy rows first, the rest by Dinic, kept only when it reaches a cut bound; else the whole
+    # network by Dinic. Either way the value must be the brute-force min cut, and feasible.
+    src, arc, sink = net
+    n_greedy = min(n_greedy, arc.shape[0])
+    calls = []
+
+    def solve(s, a, d):
+        calls.append(a.shape[0])
+        return csgraph_max_flow(s, a, d)[1]
+
+    flow = warm_max_flow(src, arc, sink, n_greedy, solve)
+    assert flow.sum() == min_cut(src, arc, sink)
+    assert_feasible(flow, src, arc, sink)
+    # Floats, same network: certified to within tol, or solved whole.
+    flow_f = warm_max_flow(src * 0.3, arc * 0.3, sink * 0.3, n_greedy, _kwh_flow, tol=1e-12)
+    assert flow_f.sum() == pytest.approx(0.3 * min_cut(src, arc, sink), abs=1e-9 * max(1.0, float(sink.sum())))
+    assert_feasible(flow_f, src * 0.3, arc * 0.3, sink * 0.3, tol=1e-9)
