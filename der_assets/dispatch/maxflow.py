@@ -207,30 +207,33 @@ class ArcStats:
     flat: np.ndarray  # every positive arc equals the peak (and the peak is positive)
     key: np.ndarray | None  # the positive-arc pattern as a uint64 bit set (None when T > 64)
 
+    @staticmethod
+    def empty(n: int, m: int, dtype) -> "ArcStats":
+        return ArcStats(np.empty(n, dtype=dtype), np.empty(n, dtype=dtype), np.empty(n, dtype=bool),
+                        np.zeros(n, dtype=np.uint64) if m <= 64 else None)
+
+    def fill(self, a: np.ndarray, lo: int, hi: int) -> None:
+        """Rows lo:hi from their arcs ``a`` (one block)."""
+        pos = a > 0
+        self.rowsum[lo:hi] = a.sum(axis=1)
+        c = a.max(axis=1, initial=0)
+        self.peak[lo:hi] = c
+        self.flat[lo:hi] = (c > 0) & ((a == c[:, None]) | ~pos).all(axis=1)
+        if self.key is not None:
+            bits = np.zeros((hi - lo, 8), dtype=np.uint8)
+            bits[:, : -(-a.shape[1] // 8)] = np.packbits(pos, axis=1, bitorder="little")
+            self.key[lo:hi] = bits.view(np.uint64).ravel()
+
 
 def arc_row_stats(arc: np.ndarray, scale: float | None = None, block: int = BLOCK) -> ArcStats:
     """``ArcStats`` in one blocked pass (arcs are max(arc, 0) * scale when ``scale`` is given)."""
     n, m = arc.shape
     integer = scale is None and np.issubdtype(arc.dtype, np.integer)
-    dtype = np.int64 if integer else float
-    rowsum, peak = np.empty(n, dtype=dtype), np.empty(n, dtype=dtype)
-    flat = np.empty(n, dtype=bool)
-    key = np.zeros(n, dtype=np.uint64) if m <= 64 else None
-    pad = np.zeros((min(block, n), 8), dtype=np.uint8)
-    nbytes = -(-m // 8)
+    stats = ArcStats.empty(n, m, np.int64 if integer else float)
     for lo in range(0, n, block):
         hi = min(lo + block, n)
-        a = _arc_rows(arc, slice(lo, hi), scale)
-        pos = a > 0
-        rowsum[lo:hi] = a.sum(axis=1)
-        c = a.max(axis=1, initial=0)
-        peak[lo:hi] = c
-        flat[lo:hi] = (c > 0) & ((a == c[:, None]) | ~pos).all(axis=1)
-        if key is not None:
-            p = pad[: hi - lo]
-            p[:, :nbytes] = np.packbits(pos, axis=1, bitorder="little")
-            key[lo:hi] = p.view(np.uint64).ravel()
-    return ArcStats(rowsum, peak, flat, key)
+        stats.fill(_arc_rows(arc, slice(lo, hi), scale), lo, hi)
+    return stats
 
 
 @dataclass
@@ -578,11 +581,7 @@ def integer_arcs(cap_kw: np.ndarray, dt_h: float, k: float, sink_u: np.ndarray, 
     if sink_u.size and sink_u.max() > INT32_MAX:
         raise OverflowError("sink capacities do not fit in int32; choose a smaller unit")
     arc = np.empty((n, m), dtype=np.int32)
-    rowsum, peak = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    flat = np.empty(n, dtype=bool)
-    key = np.zeros(n, dtype=np.uint64) if m <= 64 else None
-    pad = np.zeros((min(block, n), 8), dtype=np.uint8)
-    nbytes = -(-m // 8)
+    stats = ArcStats.empty(n, m, np.int64)
     cap_f = sink_u.astype(float)[None, :]
     buf = np.empty((min(block, n), m))
     rowsum_kwh = np.empty(n)
@@ -597,13 +596,5 @@ def integer_arcs(cap_kw: np.ndarray, dt_h: float, k: float, sink_u: np.ndarray, 
         np.minimum(b, cap_f, out=b)
         a = arc[lo:hi]
         a[...] = b
-        pos = a > 0
-        rowsum[lo:hi] = a.sum(axis=1)
-        c = a.max(axis=1, initial=0)
-        peak[lo:hi] = c
-        flat[lo:hi] = (c > 0) & ((a == c[:, None]) | ~pos).all(axis=1)
-        if key is not None:
-            p = pad[: hi - lo]
-            p[:, :nbytes] = np.packbits(pos, axis=1, bitorder="little")
-            key[lo:hi] = p.view(np.uint64).ravel()
-    return arc, ArcStats(rowsum, peak, flat, key), rowsum_kwh
+        stats.fill(a, lo, hi)
+    return arc, stats, rowsum_kwh

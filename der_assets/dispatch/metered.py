@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from der_assets.dispatch.performance import overlap_share, with_row_end
+
 BASELINE_METHOD = "pjm_same_day_3_2"
 PRE_HOURS, PRE_SKIP_HOURS = 3, 1
 POST_HOURS, POST_SKIP_HOURS = 2, 1
@@ -66,13 +68,11 @@ def metered_delivery(ami: pd.DataFrame, sites: list[str], instruction_start: pd.
     event_start, event_end = instruction_start[0], instruction_start[-1] + step
     base_kw = same_day_baseline_kw(ami, sites, event_start, event_end)
     grid = ami[(ami["channel"] == "grid_kwh") & ami["site_id"].isin(sites)]
-    grid = grid.assign(row_end=grid["interval_start"] + pd.to_timedelta(grid["interval_s"], unit="s"))
+    grid = with_row_end(grid)
     out = []
     for t, kw in zip(instruction_start, target_kw, strict=True):
         t_end = t + step
-        inside = grid[(grid["interval_start"] < t_end) & (grid["row_end"] > t)]
-        share = ((inside["row_end"].clip(upper=t_end) - inside["interval_start"].clip(lower=t)).dt.total_seconds()
-                 / inside["interval_s"])
+        inside, share = overlap_share(grid, t, t_end)
         metered = (inside["value"] * share).groupby(inside["site_id"]).sum(min_count=1)
         covered = (share * inside["interval_s"]).where(inside["value"].notna()).groupby(inside["site_id"]).sum()
         full = covered[covered >= step.total_seconds() - 1e-6].index
