@@ -17,22 +17,24 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
         return 0
     columns = [c.name for c in table.columns if c.name in frame.columns]
     if conn.dialect.name == "postgresql":
-        buffer = _copy_text(frame, columns)
+        buffer = _CopyStream(_copy_text(frame.iloc[lo:lo + COPY_CHUNK_ROWS], columns)
+                             for lo in range(0, len(frame), COPY_CHUNK_ROWS))
         statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.copy_expert(statement, buffer)
+            cursor.copy_expert(statement, buffer, size=1 << 20)
         except conn.dialect.dbapi.Error as exc:
             # the same exception type SQLAlchemy raises for an insert, whatever the path
             raise sa.exc.DBAPIError.instance(statement, None, exc, conn.dialect.dbapi.Error) from exc
         finally:
             cursor.close()
     else:
-        records = [
-            {c: (None if _missing(v) else _py(v)) for c, v in zip(columns, row, strict=True)}
-            for row in frame[columns].itertuples(index=False, name=None)
-        ]
-        conn.execute(table.insert(), records)
+        for lo in range(0, len(frame), COPY_CHUNK_ROWS):  # a chunk of dicts at a time, not a fleet-day's
+            records = [
+                {c: (None if _missing(v) else _py(v)) for c, v in zip(columns, row, strict=True)}
+                for row in frame[columns].iloc[lo:lo + COPY_CHUNK_ROWS].itertuples(index=False, name=None)
+            ]
+            conn.execute(table.insert(), records)
     return len(frame)
 
 
@@ -62,6 +64,34 @@ def replace_window(
     deleted = conn.execute(table.delete().where(condition)).rowcount
     inserted = bulk_insert(conn, table, frame)
     return deleted, inserted
+
+
+COPY_CHUNK_ROWS = 100_000  # rows turned to text at a time: a fleet-day's text is never all in memory
+
+
+class _CopyStream:
+    """A file-like reader over text chunks made on demand, for psycopg2's copy_expert."""
+
+    def __init__(self, chunks) -> None:
+        self._chunks = iter(chunks)
+        self._text = ""
+        self._at = 0
+
+    def read(self, size: int = -1) -> str:
+        parts = []
+        want = size if size is not None and size >= 0 else None
+        while want is None or want > 0:
+            if self._at >= len(self._text):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._text, self._at = chunk.getvalue(), 0
+            take = len(self._text) - self._at if want is None else min(want, len(self._text) - self._at)
+            parts.append(self._text[self._at:self._at + take])
+            self._at += take
+            if want is not None:
+                want -= take
+        return "".join(parts)
 
 
 def _copy_text(frame: pd.DataFrame, columns: list[str]) -> io.StringIO:

@@ -106,3 +106,19 @@ def test_values_read_back_exactly_whatever_their_column_type(engine):
     with engine.connect() as conn:
         detail = conn.execute(sa.select(review_queue.c.detail)).scalar_one()
     assert detail == 'comma, "quote"\nnewline \\N'
+
+
+def test_copy_text_is_streamed_in_chunks_without_losing_a_byte(engine, monkeypatch):
+    import io
+
+    from der_assets.warehouse import bulk
+
+    stream = bulk._CopyStream(io.StringIO(t) for t in ["ab", "", "cde", "f"])
+    assert [stream.read(2), stream.read(1), stream.read(10), stream.read(3)] == ["ab", "c", "def", ""]
+    monkeypatch.setattr(bulk, "COPY_CHUNK_ROWS", 7)
+    rows = _rows(50, 0.25)
+    with engine.begin() as conn:
+        replace_window(conn, interval_telemetry, rows, time_column="interval_start", start=DAY,
+                       end=DAY + dt.timedelta(days=1))
+    back = _day_rows(engine)
+    assert len(back) == 50 and back["value"].sum() == pytest.approx(49 * 0.25) and back["value"].isna().sum() == 1
