@@ -198,7 +198,11 @@ def normalize_day(
         else:
             singly.append((k, p))
     for endpoint, positions in batches.items():
-        cols = parse_v4_many(endpoint, [payloads[k].content for k in positions])
+        try:
+            cols = parse_v4_many(endpoint, [payloads[k].content for k in positions])
+        except Exception:  # noqa: BLE001 - a bug here must not cost the day: every body goes one at a time
+            singly.extend((k, payloads[k]) for k in positions)
+            continue
         taken = np.asarray(positions, dtype=np.int64)[cols.taken]
         left = np.ones(len(positions), dtype=bool)
         left[cols.taken] = False
@@ -206,6 +210,7 @@ def normalize_day(
         parsed.extend(payloads[k].payload_id for k in taken)
         sites = [payloads[k].site_id or "unknown" for k in taken]
         received = utc_ns([payloads[k].received_at for k in taken])
+        received -= received % 1000  # microseconds, as parse_payload and the warehouse keep them
         for channel, (value, quality) in cols.channels.items():
             codes = np.array([keys.code(s, device_of.get((s, channel), s), "enphase", channel) for s in sites],
                              dtype=np.int64)

@@ -239,24 +239,41 @@ def complete_day(
 def _layout(blocks, keys: SeriesKeys, exp_codes, exp_interval, t0: int, t1: int) -> pd.DataFrame:
     """Which series the day has (expected or reported in it), their interval and their cells.
 
-    A reported series takes the interval of its latest payload, as complete_grid does.
+    A reported series takes the interval of its latest belief, as complete_grid does: among its
+    reports in the day, one with a value beats one without, then the latest received, then the
+    later payload. Only reports at that interval fill its cells.
     """
     n_series = len(keys)
     interval = np.zeros(n_series, dtype=np.int64)
     interval[exp_codes] = exp_interval
     present = np.zeros(n_series, dtype=bool)
     present[exp_codes] = True
-    latest = np.full(n_series, np.iinfo(np.int64).min)
-    for b in blocks:
+    parts = []  # per in-day segment: block, its index there, series, interval, received, order
+    for i, b in enumerate(blocks):
         if not len(b.seg_series):
             continue
-        in_day = _segments_in_day(b, t0, t1)
-        seg, iv, rec = b.seg_series[in_day], b.seg_interval_s[in_day], b.seg_received_ns[in_day]
-        by = np.lexsort((rec,))  # so the latest belief is written last
-        seg, iv, rec = seg[by], iv[by], rec[by]
-        newer = rec >= latest[seg]
-        interval[seg[newer]] = iv[newer]
-        np.maximum.at(latest, seg, rec)
+        inside = (b.start_ns >= t0) & (b.start_ns < t1)
+        in_day = b.seg_rows > 0 if inside.all() else _per_segment(b, inside) > 0
+        if in_day.any():
+            idx = np.flatnonzero(in_day)
+            parts.append((np.full(len(idx), i), idx, b.seg_series[idx], b.seg_interval_s[idx],
+                          b.seg_received_ns[idx], b.seg_order[idx]))
+    if parts:
+        block, idx, seg, iv, rec, order = (np.concatenate([p[k] for p in parts]) for k in range(6))
+        any_iv = np.zeros(n_series, dtype=np.int64)
+        any_iv[seg] = iv
+        if (iv == any_iv[seg]).all():  # the common case: one length per series
+            interval[seg] = iv
+        else:
+            has = np.zeros(len(seg), dtype=bool)  # a value in the day: only needed to break this tie
+            for i in np.unique(block):
+                b = blocks[i]
+                inside = (b.start_ns >= t0) & (b.start_ns < t1)
+                mine = block == i
+                has[mine] = _per_segment(b, inside & ~np.isnan(b.value))[idx[mine]] > 0
+            last = np.lexsort((order, rec, has, seg))  # by series, then the rule above: the last one wins
+            last = last[np.r_[seg[last][1:] != seg[last][:-1], True]]
+            interval[seg[last]] = iv[last]
         present[seg] = True
     table = pd.DataFrame(keys.keys, columns=SERIES_KEYS)
     table["interval_s"] = interval
@@ -269,16 +286,11 @@ def _layout(blocks, keys: SeriesKeys, exp_codes, exp_interval, t0: int, t1: int)
     return table
 
 
-def _segments_in_day(b: RowBlock, t0: int, t1: int) -> np.ndarray:
-    """Segments with at least one row in [t0, t1)."""
+def _per_segment(b: RowBlock, mask: np.ndarray) -> np.ndarray:
+    """How many rows of each segment `mask` holds."""
     ends = np.cumsum(b.seg_rows)
-    if b.sorted_grid:
-        nonempty = b.seg_rows > 0
-        firsts = b.start_ns[np.where(nonempty, ends - b.seg_rows, 0)] if len(b.start_ns) else ends
-        lasts = b.start_ns[np.where(nonempty, ends - 1, 0)] if len(b.start_ns) else ends
-        return nonempty & (lasts >= t0) & (firsts < t1)
-    inside = np.r_[0, np.cumsum((b.start_ns >= t0) & (b.start_ns < t1))]
-    return (inside[ends] - inside[ends - b.seg_rows]) > 0
+    counts = np.r_[0, np.cumsum(mask)]
+    return counts[ends] - counts[ends - b.seg_rows]
 
 
 def _classes(table: pd.DataFrame):
@@ -301,8 +313,8 @@ def _cells(b: RowBlock, where: np.ndarray, interval: np.ndarray, t0: int, t1: in
     one_step = len(np.unique(seg_step)) == 1
     if b.sorted_grid and one_step and seg_ok.all() and t0 % int(seg_step[0]) == 0:
         step = int(seg_step[0])
-        ends = np.cumsum(b.seg_rows)
-        firsts, lasts = b.start_ns[ends - b.seg_rows], b.start_ns[ends - 1]
+        ends = np.cumsum(b.seg_rows)[b.seg_rows > 0]  # an empty body is an empty segment
+        firsts, lasts = b.start_ns[ends - b.seg_rows[b.seg_rows > 0]], b.start_ns[ends - 1]
         if ((firsts >= t0) & (lasts < t1)).all():
             cells = np.repeat(where[b.seg_series], b.seg_rows)
             cells += (b.start_ns - t0) // step

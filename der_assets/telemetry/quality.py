@@ -2,7 +2,9 @@
 
 - `complete_grid`: every expected (site, device, source, channel) gets every interval of the
   day. An interval nobody reported is a null value with quality `missing`, never a zero, an
-  interpolation or a dropped row. Overlapping pulls keep the latest belief (received_at).
+  interpolation or a dropped row. Overlapping pulls keep the latest belief (received_at). A
+  series reported at two interval lengths (Enphase's 5-minute micro and 15-minute meter PV)
+  takes the length of its latest belief; a 15-minute value never fills a 5-minute cell.
 - `flag_suspect`: energy above what the nameplate can make in the interval (a spike) and a
   non-zero value repeated for `stuck_intervals` in a row (a stuck register) become `suspect`;
   the value is kept so a person can see what was reported.
@@ -44,9 +46,10 @@ def complete_grid(
     """
     rows = rows[(rows["interval_start"] >= day_start) & (rows["interval_start"] < day_end)]
     # overlapping pulls: the latest belief wins, and a reported value beats a reported gap
+    # (per interval length: a series takes one length, below, and only reports at it fill its cells)
     rows = (rows.assign(_has=rows["value"].notna())
             .sort_values(["_has", "received_at"])
-            .drop_duplicates(KEY_COLUMNS, keep="last")
+            .drop_duplicates(KEY_COLUMNS + ["interval_s"], keep="last")
             .drop(columns="_has"))
     series = pd.concat([expected[SERIES_KEYS + ["interval_s"]], rows[SERIES_KEYS + ["interval_s"]]])
     series = series.drop_duplicates(SERIES_KEYS, keep="last").reset_index(drop=True)
@@ -59,7 +62,7 @@ def complete_grid(
         return rows.iloc[0:0][CANONICAL_COLUMNS]
     full = pd.concat(frames, ignore_index=True)
     full["interval_start"] = pd.to_datetime(full["interval_start"], utc=True)
-    merged = full.merge(rows.drop(columns=["interval_s"]), on=SERIES_KEYS + ["interval_start"], how="left")
+    merged = full.merge(rows, on=SERIES_KEYS + ["interval_start", "interval_s"], how="left")
     missing = merged["value"].isna()
     merged.loc[missing, "quality"] = "missing"
     merged["received_at"] = pd.to_datetime(merged["received_at"], utc=True).fillna(believed_at).astype("datetime64[ns, UTC]")

@@ -354,3 +354,50 @@ def test_a_payload_entirely_outside_the_day_adds_no_series_and_no_warning(cloud_
     assert (result.rows["quality"] == "missing").all() and result.rows["value"].isna().all()
     assert "load_kwh" not in set(result.rows["channel"])
     assert sorted(result.parsed_ids) == [1, 2]
+
+
+def _fast_equals_reference(payloads, registry, day_start=DAY):
+    kwargs = dict(day_start=day_start, believed_at=RECEIVED + pd.Timedelta(hours=1), sources=["enphase"])
+    fast, ref = normalize_day(payloads, registry, **kwargs), normalize_day_reference(payloads, registry, **kwargs)
+    pd.testing.assert_frame_equal(_canonical(fast.rows), _canonical(ref.rows))
+    pd.testing.assert_frame_equal(_review(fast.review), _review(ref.review), check_dtype=False)
+    assert sorted(fast.parsed_ids) == sorted(ref.parsed_ids)
+    assert sorted(q["payload_id"] for q in fast.quarantined) == sorted(q["payload_id"] for q in ref.quarantined)
+    return fast
+
+
+def test_odd_bodies_in_a_day_read_as_the_reference_reads_them(cloud_bodies):
+    """Cases a review found: each once broke the fast path or read differently."""
+    registry = demo_fleet(60)
+    site = registry.loc[registry["telemetry_source"] == "enphase", "site_id"].iloc[0]
+    registry = registry[registry["site_id"] == site]
+    micro = cloud_bodies["production_micro"][0]
+    meter = cloud_bodies["production_meter"][0]
+
+    def landed(k, endpoint, content, received=RECEIVED):
+        return LandedPayload(k, "enphase", endpoint, site, received, content)
+
+    huge = micro.replace(b'"total_devices":', b'"total_devices":1' + b"0" * 400 + b',"x":', 1)
+    deep = micro.replace(b'"intervals":', b'"deep":' + b"[" * 1000 + b"]" * 1000 + b',"intervals":', 1)
+    cases = {
+        "empty body after a full one": [landed(1, "production_micro", micro),
+                                        landed(2, "production_micro", b'{"intervals":[]}')],
+        "integer beyond a double": [landed(1, "production_micro", huge)],
+        "nesting a thousand deep": [landed(1, "production_micro", deep)],
+        "invalid UTF-8 in a skipped field": [landed(1, "production_micro", micro.replace(b"{", b'{"note":"\xff",', 1))],
+        "text instead of bytes": [landed(1, "production_micro", micro.decode())],
+        "meter then micro at another length": [landed(1, "production_meter", meter),
+                                               landed(2, "production_micro", micro, RECEIVED + pd.Timedelta(hours=1))],
+        "nanoseconds in received_at": [landed(1, "production_micro", micro, RECEIVED + pd.Timedelta(nanoseconds=500))],
+    }
+    for name, payloads in cases.items():
+        try:
+            _fast_equals_reference(payloads, registry)
+        except AssertionError as exc:
+            raise AssertionError(name) from exc
+    # a body whose intervals straddle the day without one inside it adds no series
+    doc = json.loads(cloud_bodies["consumption_meter"][0])
+    first = doc["intervals"][0]
+    doc["intervals"] = [dict(first, end_at=first["end_at"] - 900), dict(first, end_at=first["end_at"] + 86400)]
+    fast = _fast_equals_reference([landed(1, "consumption_meter", json.dumps(doc).encode())], registry)
+    assert "load_kwh" not in set(fast.rows["channel"])

@@ -44,7 +44,7 @@ PARSERS: Dict[Tuple[str, str], Parser] = {
     (src, ep): fn for src, (mod, _canon) in VENDORS.items() for ep, fn in mod.ENDPOINTS.items()
 }
 
-_WRAPPED = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError)
+_WRAPPED = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError)
 
 
 def supported_endpoints() -> Dict[str, list]:

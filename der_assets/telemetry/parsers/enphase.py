@@ -260,6 +260,14 @@ def _decode_energy(body: bytes):
     return doc, _partial(doc.intervals, doc.total_devices)
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def _segments_of(positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Body index of each row position (rows of the bodies laid end to end)."""
     return np.searchsorted(np.cumsum(lengths), positions, side="right")
@@ -272,25 +280,26 @@ def parse_v4_many(endpoint: str, bodies: Sequence[bytes]) -> V4Columns:
     get_end = attrgetter("end_at")
     taken, ends, values, partial = [], [], [], []
     for j, body in enumerate(bodies):
+        # load_json's contract: bytes, valid UTF-8 throughout (msgspec does not check skipped fields)
+        if not isinstance(body, (bytes, bytearray)) or not (body.isascii() or _is_utf8(body)):
+            continue
         try:
             if battery:
                 doc, part = _BATTERY_DECODER.decode(body), None
             else:
                 doc, part = _decode_energy(body)
-        except (msgspec.DecodeError, TypeError):
-            continue
-        items = doc.intervals
-        try:
+            items = doc.intervals
             end = np.fromiter(map(get_end, items), np.int64, len(items))
-        except OverflowError:
-            continue
+            if battery:
+                value = (_column(items, "charge.enwh"), _column(items, "discharge.enwh"), _column(items, "soc.percent"))
+            else:
+                value = (_column(items, field),)
+        except (msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError):
+            continue  # the one-body parser reads it or says why not
         taken.append(j)
         ends.append(end)
-        if battery:
-            values.append((_column(items, "charge.enwh"), _column(items, "discharge.enwh"),
-                           _column(items, "soc.percent")))
-        else:
-            values.append((_column(items, field),))
+        values.append(value)
+        if not battery:
             partial.append(part)
     doc = items = None  # the decoded bodies can go
     lengths = np.array([len(e) for e in ends], dtype=np.int64)
