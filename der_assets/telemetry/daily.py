@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from der_assets.telemetry import ParseError, empty_frame, parse_payload
-from der_assets.telemetry.dense import RowBlock, SeriesKeys, complete_day, utc_ns
+from der_assets.telemetry.dense import RowBlock, SeriesKeys, complete_day, other_length_reports, utc_ns
 from der_assets.telemetry.parsers.enphase import V4_MANY, parse_v4_many
-from der_assets.telemetry.quality import complete_grid, flag_suspect, lateness_s, review_items
+from der_assets.telemetry.quality import complete_grid, flag_suspect, lateness_s, other_length_items, review_items
+from der_assets.telemetry.quality import other_length_reports as other_length_rows
 from der_assets.telemetry.schema import CANONICAL_COLUMNS
 
 # what each registry device type reports, and at what resolution by default
@@ -226,7 +227,12 @@ def normalize_day(
             blocks.append(RowBlock.from_frame(assign_devices(frame, registry), keys, order))
     day = complete_day(blocks, keys, expected_series(registry, sources), day_start=day_start, day_end=day_end,
                        believed_at=believed_at, nameplate_kw=_nameplates(registry))
-    return DayResult(rows=day.frame(), review=day.review(), quarantined=quarantined, parsed_ids=parsed)
+    other = other_length_items(other_length_reports(blocks, keys, day, day_start=day_start, day_end=day_end))
+    return DayResult(rows=day.frame(), review=_with(day.review(), other), quarantined=quarantined, parsed_ids=parsed)
+
+
+def _with(review: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    return review if other.empty else pd.concat([review, other], ignore_index=True)
 
 
 def normalize_day_reference(
@@ -246,5 +252,6 @@ def normalize_day_reference(
     expected = expected_series(registry, sources)
     full = complete_grid(rows, expected, day_start=day_start, day_end=day_end, believed_at=believed_at)
     flagged = flag_suspect(full, _nameplates(registry))
-    return DayResult(rows=flagged[CANONICAL_COLUMNS], review=review_items(flagged), quarantined=quarantined,
-                     parsed_ids=parsed)
+    other = other_length_items(other_length_rows(rows, full, day_start=day_start, day_end=day_end))
+    return DayResult(rows=flagged[CANONICAL_COLUMNS], review=_with(review_items(flagged), other),
+                     quarantined=quarantined, parsed_ids=parsed)

@@ -124,7 +124,8 @@ def utc_ns(values) -> np.ndarray:
 class DenseDay:
     """The completed, flagged grid.
 
-    series: SERIES_KEYS + interval_s + offset (first cell) + n_cells, in row order of the result.
+    series: SERIES_KEYS + interval_s + code (SeriesKeys) + offset (first cell) + n_cells, in row
+    order of the result.
     Per cell: value, quality (code), received_ns, flag (0 none, 1 spike, 2 stuck), start_ns.
     """
 
@@ -232,8 +233,7 @@ def complete_day(
     _flag_stuck(table, value, flag, stuck_intervals)
     _flag_spikes(table, value, flag, nameplate_kw)
     quality[flag > 0] = SUSPECT  # a flagged cell always has a value
-    return DenseDay(series=table.drop(columns="code"), value=value, quality=quality, received_ns=received,
-                    flag=flag, start_ns=start_ns)
+    return DenseDay(series=table, value=value, quality=quality, received_ns=received, flag=flag, start_ns=start_ns)
 
 
 def _layout(blocks, keys: SeriesKeys, exp_codes, exp_interval, t0: int, t1: int) -> pd.DataFrame:
@@ -343,6 +343,29 @@ def _resolve_overlaps(blocks, where, interval, t0, t1, value, quality, received)
     value[cells[last]] = val[last]
     quality[cells[last]] = qual[last]
     received[cells[last]] = rec[last]
+
+
+def other_length_reports(blocks: list[RowBlock], keys: SeriesKeys, day: DenseDay, *, day_start: pd.Timestamp,
+                         day_end: pd.Timestamp) -> pd.DataFrame:
+    """SERIES_KEYS + interval_start of the day's reports at a length their series does not take
+    (quality.other_length_reports on blocks; usually none, so only those segments are expanded)."""
+    t0, t1 = timestamp_ns(day_start), timestamp_ns(day_end)
+    series_s = np.zeros(len(keys), dtype=np.int64)
+    series_s[day.series["code"].to_numpy()] = day.series["interval_s"].to_numpy()
+    codes, starts = [], []
+    for b in blocks:
+        odd = (series_s[b.seg_series] > 0) & (b.seg_interval_s != series_s[b.seg_series])
+        if not odd.any():
+            continue
+        row_odd = np.repeat(odd, b.seg_rows) & (b.start_ns >= t0) & (b.start_ns < t1)
+        codes.append(np.repeat(b.seg_series, b.seg_rows)[row_odd])
+        starts.append(b.start_ns[row_odd])
+    if not codes:
+        return pd.DataFrame(columns=[*SERIES_KEYS, "interval_start"])
+    code = np.concatenate(codes)
+    out = pd.DataFrame([keys.keys[c] for c in code], columns=SERIES_KEYS)
+    out["interval_start"] = utc_index(np.concatenate(starts))
+    return out
 
 
 def _flag_stuck(table: pd.DataFrame, value: np.ndarray, flag: np.ndarray, k: int) -> None:

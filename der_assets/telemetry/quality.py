@@ -8,7 +8,8 @@
 - `flag_suspect`: energy above what the nameplate can make in the interval (a spike) and a
   non-zero value repeated for `stuck_intervals` in a row (a stuck register) become `suspect`;
   the value is kept so a person can see what was reported.
-- `review_items`: what an operator should look at, one row per gap run or suspect run.
+- `review_items`: what an operator should look at, one row per gap run or suspect run;
+  `other_length_items`: one per series for reports at a length the series does not take.
 - `lateness_s`: how long after an interval ended its value reached us.
 """
 
@@ -122,6 +123,33 @@ def review_items(flagged: pd.DataFrame) -> pd.DataFrame:
         channel=("channel", "first"), issue=("issue", "first"), first_interval=("interval_start", "min"),
         last_interval=("interval_start", "max"), n_intervals=("interval_start", "size"))
     return items[columns].reset_index(drop=True)
+
+
+OTHER_LENGTH = "other_interval_length"
+
+
+def other_length_items(reports: pd.DataFrame) -> pd.DataFrame:
+    """Review rows for reports at a length other than their series' (complete_grid places none of
+    them), one per series: the first and last such interval and how many distinct ones.
+
+    reports: SERIES_KEYS + interval_start of those reports, in the day.
+    """
+    columns = [*SERIES_KEYS, "issue", "first_interval", "last_interval", "n_intervals"]
+    if reports.empty:
+        return pd.DataFrame(columns=columns)
+    items = reports.groupby(SERIES_KEYS, as_index=False).agg(
+        first_interval=("interval_start", "min"), last_interval=("interval_start", "max"),
+        n_intervals=("interval_start", "nunique"))
+    return items.assign(issue=OTHER_LENGTH)[columns]
+
+
+def other_length_reports(rows: pd.DataFrame, full: pd.DataFrame, *, day_start: pd.Timestamp,
+                         day_end: pd.Timestamp) -> pd.DataFrame:
+    """The day's reports (canonical rows) whose interval_s differs from their series' in `full`."""
+    rows = rows[(rows["interval_start"] >= day_start) & (rows["interval_start"] < day_end)]
+    series = full.drop_duplicates(SERIES_KEYS)[SERIES_KEYS + ["interval_s"]].rename(columns={"interval_s": "_series_s"})
+    both = rows.merge(series, on=SERIES_KEYS)
+    return both.loc[both["interval_s"] != both["_series_s"], SERIES_KEYS + ["interval_start"]]
 
 
 def divergence(ami: pd.DataFrame, inverter: pd.DataFrame) -> pd.DataFrame:

@@ -390,11 +390,17 @@ def test_odd_bodies_in_a_day_read_as_the_reference_reads_them(cloud_bodies):
                                                landed(2, "production_micro", micro, RECEIVED + pd.Timedelta(hours=1))],
         "nanoseconds in received_at": [landed(1, "production_micro", micro, RECEIVED + pd.Timedelta(nanoseconds=500))],
     }
+    results = {}
     for name, payloads in cases.items():
         try:
-            _fast_equals_reference(payloads, registry)
+            results[name] = _fast_equals_reference(payloads, registry)
         except AssertionError as exc:
             raise AssertionError(name) from exc
+    # the meter's quarter-hours are not placed in the 5-minute series, and the operator is told so
+    review = results["meter then micro at another length"].review
+    other = review[review["issue"] == "other_interval_length"]
+    assert other[["channel", "n_intervals"]].values.tolist() == [["pv_kwh", 96]]
+    assert other["first_interval"].iloc[0] == DAY and other["last_interval"].iloc[0] == DAY + pd.Timedelta(hours=23, minutes=45)
     # a body whose intervals straddle the day without one inside it adds no series
     doc = json.loads(cloud_bodies["consumption_meter"][0])
     first = doc["intervals"][0]
