@@ -22,12 +22,11 @@ import numpy as np
 import pandas as pd
 
 from der_assets.telemetry.quality import SPIKE_MARGIN, STUCK_CHANNELS, STUCK_INTERVALS
-from der_assets.telemetry.schema import CANONICAL_COLUMNS, QUALITIES, empty_frame
+from der_assets.telemetry.schema import CANONICAL_COLUMNS, QUALITIES, QUALITY_CODE, empty_frame
 
 NS = 10**9
 SERIES_KEYS = ["site_id", "device_id", "source", "channel"]
-Q = {name: np.int8(i) for i, name in enumerate(QUALITIES)}  # quality codes: index into QUALITIES
-MEASURED, MISSING, SUSPECT = Q["measured"], Q["missing"], Q["suspect"]
+MISSING, SUSPECT = QUALITY_CODE["missing"], QUALITY_CODE["suspect"]
 # review issue codes: 0 none, 1 gap, 2 + flag code (0 none, 1 spike, 2 stuck) for suspect cells
 ISSUE_NAMES = np.array(["", "gap", "suspect_value", "suspect_spike", "suspect_stuck"], dtype=object)
 ENERGY_CHANNELS = ("pv_kwh", "battery_kwh")  # compared with nameplate for spikes
@@ -156,10 +155,6 @@ class DenseDay:
         cols["revision"] = np.zeros(len(self.value), dtype=np.int64)
         assert list(cols) == CANONICAL_COLUMNS
         return pd.DataFrame(cols, copy=False)  # already in order: selecting columns would copy them
-
-    def counts(self) -> dict[str, int]:
-        return {"rows": int(len(self.value)), "missing": int(np.count_nonzero(self.quality == MISSING)),
-                "suspect": int(np.count_nonzero(self.quality == SUSPECT))}
 
     def review(self) -> pd.DataFrame:
         """One row per run of consecutive missing or suspect cells in a series (quality.review_items)."""

@@ -29,6 +29,7 @@ CANONICAL_COLUMNS = [
 SOURCES = ["solaredge", "enphase", "sma", "generac", "sonnen", "fronius", "sunspec", "ami", "simulator"]
 CHANNELS = ["pv_kwh", "battery_kwh", "grid_kwh", "load_kwh", "soc_pct"]
 QUALITIES = ["measured", "estimated", "missing", "suspect"]
+QUALITY_CODE = {name: np.int8(i) for i, name in enumerate(QUALITIES)}  # int8 codes of the fleet-day arrays
 INTERVALS_S = [300, 900, 3600]
 KEY_COLUMNS = ["site_id", "device_id", "source", "channel", "interval_start", "revision"]
 

@@ -184,10 +184,11 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                               metadata={"delivered_pct": round(total_pct, 2), "per_interval": _table(perf)})
 
 
-def _commanded(engine, stored: store.StoredInstruction) -> list[str]:
-    """Batteries that acknowledged a discharge setpoint for this modification."""
+def _commanded(engine, stored: store.StoredInstruction, column: str = "battery_id") -> list[str]:
+    """Batteries (or, with column="site_id", their sites) that acknowledged a discharge setpoint
+    for this modification."""
     with engine.connect() as conn:
-        return sorted(set(conn.execute(sa.select(dispatch_commands.c.battery_id).where(
+        return sorted(set(conn.execute(sa.select(dispatch_commands.c[column]).where(
             dispatch_commands.c.instruction_id == stored.instruction_id,
             dispatch_commands.c.modification == stored.modification,
             dispatch_commands.c.setpoint_kw > 0, dispatch_commands.c.ok.is_(True))).scalars()))
@@ -214,11 +215,7 @@ def metered_performance(context: dg.AssetExecutionContext, warehouse: WarehouseR
     engine = warehouse.engine()
     stored = _instruction(engine, context.partition_key)
     instruction = stored.to_instruction()
-    with engine.connect() as conn:  # the sites behind the batteries that took a discharge setpoint
-        sites = sorted(set(conn.execute(sa.select(dispatch_commands.c.site_id).where(
-            dispatch_commands.c.instruction_id == stored.instruction_id,
-            dispatch_commands.c.modification == stored.modification,
-            dispatch_commands.c.setpoint_kw > 0, dispatch_commands.c.ok.is_(True))).scalars()))
+    sites = _commanded(engine, stored, "site_id")
     windows = baseline_windows(instruction.start, instruction.end)
     ami = _ami_grid(engine, sites, windows[0][0], windows[1][1])
     perf = metered_delivery(ami, sites, instruction.interval_start, np.asarray(instruction.target_kw),

@@ -55,7 +55,7 @@ import pandas as pd
 
 from .. import timeutil
 from ..counters import combine_net, counter_to_intervals
-from ..schema import QUALITIES
+from ..schema import QUALITY_CODE
 from ._common import Ctx, concat, floats, from_counter, load_json, load_json_docs, rows, spike_mask, to_float
 
 # ---- cloud v4 -------------------------------------------------------------------------
@@ -182,7 +182,7 @@ V4_ENERGY = {  # endpoint -> (field, channel, interval_s)
     "consumption_meter": ("enwh", "load_kwh", METER_S),
 }
 V4_MANY = (*V4_ENERGY, "battery")
-_MEASURED, _MISSING, _SUSPECT = (np.int8(QUALITIES.index(q)) for q in ("measured", "missing", "suspect"))
+_MEASURED, _MISSING, _SUSPECT = (QUALITY_CODE[q] for q in ("measured", "missing", "suspect"))
 
 
 @dataclass
