@@ -80,14 +80,7 @@ def expected_series(registry: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
                                         "device_id": of_kind["device_id"].to_numpy(dtype=object),
                                         "source": source, "channel": channel,
                                         "interval_s": np.asarray(interval, dtype=np.int64)}, columns=columns))
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    # registry order, each device's channels together (as listed in DEVICE_CHANNELS)
-    rank = {c: i for i, c in enumerate(ch for chans in DEVICE_CHANNELS.values() for ch in chans)}
-    position = pd.Series(np.arange(len(devices)), index=devices.index)
-    order = np.concatenate([position[devices["device_type"] == kind].to_numpy()
-                            for kind, chans in DEVICE_CHANNELS.items() for _ in chans]) if frames else []
-    out = out.assign(_pos=order, _ch=out["channel"].map(rank)).sort_values(["_pos", "_ch"], kind="stable")
-    return out.drop(columns=["_pos", "_ch"]).reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)  # by device type and channel; the grid sorts by key
 
 
 def assign_devices(rows: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
