@@ -1,4 +1,4 @@
--- Rendered from der_assets/warehouse/schema.py (schema version 2) by `der db ddl`.
+-- Rendered from der_assets/warehouse/schema.py (schema version 3) by `der db ddl`.
 -- Do not edit: change schema.py and re-render.
 
 CREATE TABLE dispatch_commands (
@@ -227,6 +227,7 @@ CREATE TABLE registry_sites (
 	edc VARCHAR(64), 
 	edc_account VARCHAR(64), 
 	plc_kw FLOAT, 
+	resource_id VARCHAR(64), 
 	interconnection_type VARCHAR(32) NOT NULL, 
 	export_allowed BOOLEAN NOT NULL, 
 	reserve_floor_pct FLOAT, 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from der_assets.registry.resources import site_resource
+
 DEFAULT_EFFICIENCY = 0.9  # round trip, when the registry does not say
 
 
@@ -26,9 +28,16 @@ def fleet_from_registry(
     events_this_month: pd.Series | None = None,
     resource_id: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """fleet.csv rows for every active battery; `latest_soc_pct` is indexed by battery device_id."""
+    """fleet.csv rows for every active battery; `latest_soc_pct` is indexed by battery device_id.
+
+    With `resource_id`, only the batteries of sites enrolled in that resource (registry/resources.py).
+    """
     warnings: list[str] = []
     b = registry[(registry["device_type"] == "battery") & (registry["device_status"] == "active")].copy()
+    if resource_id is not None:
+        b = b[site_resource(b) == resource_id]
+        if b.empty:
+            return pd.DataFrame(), [f"no active battery is enrolled in resource {resource_id!r}"]
     if b.empty:
         return pd.DataFrame(), ["the registry has no active battery"]
     capacity = b["capacity_kwh"].astype(float)

@@ -44,6 +44,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("edc", "site", "str", False, "Electric distribution company (utility territory)."),
     Column("edc_account", "site", "str", False, "The customer's EDC account number."),
     Column("plc_kw", "site", "float", False, "Peak load contribution in kW.", min_value=0),
+    Column("resource_id", "site", "str", False, "ISO registration (resource) the site is enrolled in; blank means `<ISO>-<zone>`."),
     Column("interconnection_type", "site", "enum", True, "How the site is interconnected.", choices=INTERCONNECTION_TYPES),
     Column("export_allowed", "site", "bool", True, "Whether the battery may export past the meter (true/false)."),
     Column("reserve_floor_pct", "site", "float", False, "Program agreement: battery SoC the subscriber keeps for backup, %.", min_value=0, max_value=100),

@@ -23,6 +23,8 @@ import pandas as pd
 from der_assets.registry.columns import COLUMN_NAMES
 
 BATTERY_KWH = 20.0
+# The demo fleet is one aggregation (one registration) across both zones; instructions name it.
+DEMO_RESOURCE_ID = "AGG-1"
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ def demo_fleet(n_sites: int = 200, seed: int = 7) -> pd.DataFrame:
         "edc": [t.edc for t in ter],
         "edc_account": account.astype(str),
         "plc_kw": plc_kw,
+        "resource_id": DEMO_RESOURCE_ID,
         "interconnection_type": interconnection,
         "export_allowed": export_allowed,
         "reserve_floor_pct": reserve,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from der_assets.registry.resources import site_resource
 from der_assets.registry.rollup import site_nameplates
 
 # NYISO's minimum size for an individual DER facility in an aggregation (10 kW), cited from
@@ -20,7 +21,7 @@ from der_assets.registry.rollup import site_nameplates
 NYISO_MIN_FACILITY_KW = 10.0
 
 COMMON = [
-    "site_id", "subscriber_id", "address", "postal_code", "latitude", "longitude",
+    "site_id", "resource_id", "subscriber_id", "address", "postal_code", "latitude", "longitude",
     "edc", "edc_account", "meter_id", "meter_interval_min", "interconnection_type", "export_allowed",
     "technology", "pv_inverter_make_model", "pv_ac_kw", "pv_dc_kw", "battery_make_model",
     "battery_kw", "battery_kwh", "battery_duration_h", "generation_vintage_year",
@@ -55,9 +56,10 @@ def site_inventory(registry: pd.DataFrame) -> pd.DataFrame:
     has_bat = out["battery_kwh"].notna()
     out["technology"] = (has_pv.map({True: "solar", False: ""}) + (has_pv & has_bat).map({True: "+", False: ""})
                          + has_bat.map({True: "storage", False: ""}))
-    site_cols = ["subscriber_id", "address", "postal_code", "latitude", "longitude", "iso", "zone", "pnode",
+    site_cols = ["resource_id", "subscriber_id", "address", "postal_code", "latitude", "longitude", "iso", "zone", "pnode",
                  "edc", "edc_account", "plc_kw", "meter_id", "meter_interval_min", "interconnection_type",
                  "export_allowed", "site_status", "opt_out"]
+    sites = sites.assign(resource_id=site_resource(sites).to_numpy())
     return sites[site_cols].join(out).reset_index()
 
 

@@ -54,6 +54,7 @@ def upgrade(engine: Engine) -> int:
                 # Serialize concurrent first-use upgrades from parallel runs.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(724201)"))
             metadata.create_all(conn)
+            _add_missing_columns(conn)
             applied = conn.execute(sa.select(sa.func.max(schema_info.c.schema_version))).scalar()
             if applied is not None and applied > SCHEMA_VERSION:
                 raise UserError(
@@ -73,6 +74,20 @@ def upgrade(engine: Engine) -> int:
         ) from exc
     _upgraded.add(engine.url.render_as_string(hide_password=False))
     return SCHEMA_VERSION
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Add the nullable columns a newer schema has to tables an older one created (additive upgrades)."""
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise UserError(f"table {table.name} lacks non-nullable column {column.name}: not an additive upgrade")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def connect_warehouse(url: str) -> Engine:

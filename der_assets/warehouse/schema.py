@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2  # 2: event_performance_metered (additive: created on upgrade)
+SCHEMA_VERSION = 3  # 2: event_performance_metered; 3: registry_sites.resource_id, capacity and settlement tables
+# Every change so far is additive: upgrade() creates new tables and adds new nullable columns.
 
 metadata = sa.MetaData()
 
@@ -91,6 +92,7 @@ registry_sites = _versioned(
     sa.Column("edc", sa.String(64)),
     sa.Column("edc_account", sa.String(64)),
     sa.Column("plc_kw", sa.Float),
+    sa.Column("resource_id", sa.String(64)),
     sa.Column("interconnection_type", sa.String(32), nullable=False),
     sa.Column("export_allowed", sa.Boolean, nullable=False),
     sa.Column("reserve_floor_pct", sa.Float),

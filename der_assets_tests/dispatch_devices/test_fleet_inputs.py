@@ -51,3 +51,21 @@ def test_forecast_is_the_mean_of_the_same_time_of_day():
     plc = registry.set_index("site_id").loc[other.site_id.iloc[0], "plc_kw"].iloc[0]
     assert (other["pv_kw"] == 0).all() and other["load_kw"].tolist() == [0.0, plc]  # 0 in the event, PLC after
     assert warnings == ["1 sites have no telemetry history; forecast PV 0, load 0 during the event and PLC after it"]
+
+
+def test_an_instruction_reaches_only_the_sites_of_its_resource():
+    """resource_id picks the registration; a blank one means <ISO>-<zone> (DESIGN.md)."""
+    registry = demo_fleet(6)
+    sites = sorted(registry["site_id"].unique())
+    registry.loc[registry.site_id == sites[0], "resource_id"] = "AGG-2"
+    registry.loc[registry.site_id == sites[1], "resource_id"] = None
+    zone = registry.loc[registry.site_id == sites[1], "zone"].iloc[0]
+    fleet, _ = fleet_from_registry(registry, pd.Series(dtype=float), resource_id="AGG-2")
+    assert fleet["site_id"].tolist() == [sites[0]]
+    fleet, _ = fleet_from_registry(registry, pd.Series(dtype=float), resource_id=f"PJM-{zone}")
+    assert sites[1] in set(fleet["site_id"])
+    assert set(fleet["site_id"]) <= set(registry.loc[registry.zone == zone, "site_id"])
+    fleet, _ = fleet_from_registry(registry, pd.Series(dtype=float), resource_id="AGG-1")
+    assert set(fleet["site_id"]) == set(sites[2:])
+    fleet, warnings = fleet_from_registry(registry, pd.Series(dtype=float), resource_id="AGG-9")
+    assert fleet.empty and warnings == ["no active battery is enrolled in resource 'AGG-9'"]

@@ -36,10 +36,36 @@ def test_a_version_1_warehouse_gains_the_metered_performance_table(engine):
         conn.execute(schema_info.delete())
         conn.execute(schema_info.insert().values(schema_version=1, applied_at=sa.func.now()))
     assert "event_performance_metered" not in sa.inspect(engine).get_table_names()
-    assert upgrade(engine) == SCHEMA_VERSION == 2
+    assert upgrade(engine) == SCHEMA_VERSION == 3
     assert "event_performance_metered" in sa.inspect(engine).get_table_names()
     with engine.connect() as conn:
-        assert sorted(conn.execute(sa.select(schema_info.c.schema_version)).scalars()) == [1, 2]
+        assert sorted(conn.execute(sa.select(schema_info.c.schema_version)).scalars()) == [1, 3]
+
+
+def test_a_version_2_warehouse_gains_the_resource_column_and_keeps_its_sites(engine):
+    """Version 3 adds registry_sites.resource_id: the column is added in place, rows survive as NULL."""
+    from der_assets.warehouse.schema import registry_imports, registry_sites
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE registry_sites"))
+        old = sa.MetaData()
+        cols = [sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key)
+                for c in registry_sites.columns if c.name != "resource_id"]
+        sa.Table("registry_sites", old, *cols).create(conn)
+        conn.execute(registry_imports.insert().values(import_id=1, file_name="f", file_sha256="0" * 64,
+                                                      imported_at=sa.func.now(), imported_by="t", rows_read=1,
+                                                      versions_created=1))
+        conn.execute(sa.text(
+            "INSERT INTO registry_sites (version_id, site_id, subscriber_id, timezone, iso, interconnection_type, "
+            "export_allowed, opt_out, site_status, valid_from, import_id, changed_by, change_summary) VALUES "
+            "(1, 'S1', 'U1', 'America/New_York', 'PJM', 'nem', true, false, 'active', CURRENT_TIMESTAMP, 1, 't', 'new')"))
+        conn.execute(schema_info.delete())
+        conn.execute(schema_info.insert().values(schema_version=2, applied_at=sa.func.now()))
+    assert "resource_id" not in {c["name"] for c in sa.inspect(engine).get_columns("registry_sites")}
+    assert upgrade(engine) == SCHEMA_VERSION
+    assert "resource_id" in {c["name"] for c in sa.inspect(engine).get_columns("registry_sites")}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT site_id, resource_id FROM registry_sites")).all() == [("S1", None)]
 
 
 def test_newer_schema_is_refused(engine):

@@ -63,6 +63,8 @@ def make_plan(engine, stored: store.StoredInstruction, now: pd.Timestamp, exclud
     instruction = stored.to_instruction()
     registry = current_registry(engine)
     fleet, warnings = fleet_from_registry(registry, _latest_soc(engine, now), resource_id=stored.resource_id)
+    if fleet.empty:
+        raise dg.Failure(f"instruction {stored.instruction_id}: {'; '.join(warnings)}")
     if exclude:
         fleet["available"] &= ~fleet["battery_id"].isin(exclude)
     index = pd.date_range(instruction.start, instruction.end + RECOVERY, freq=f"{instruction.interval_minutes}min",
