@@ -36,7 +36,10 @@ def synthetic_registry(n_sites: int, *, seed: int = 0, non_export_share: float =
                       capacity_kwh=np.where(big, 20.0, 13.5), device_status="active")
     pv = base.assign(device_id=site + "-P", device_type="pv_inverter", rated_kw=7.6, capacity_kwh=np.nan,
                      device_status="active")
-    return pd.concat([bat, pv], ignore_index=True).sort_values(["site_id", "device_id"]).reset_index(drop=True)
+    from der_assets.registry.columns import COLUMN_NAMES
+
+    out = pd.concat([bat, pv], ignore_index=True).sort_values(["site_id", "device_id"]).reset_index(drop=True)
+    return out.reindex(columns=list(COLUMN_NAMES))
 
 
 def synthetic_telemetry(registry: pd.DataFrame, start: dt.date, n_days: int, *, seed: int = 0,
