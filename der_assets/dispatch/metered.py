@@ -4,13 +4,14 @@ The battery telemetry (performance.py) says what the batteries put out; the ISO 
 meter. Here each commanded site's drop in grid draw below a baseline is measured per instruction
 interval, from revision-1 AMI rows (Green Button, quality-flagged like every series).
 
-Baseline: PJM's "Same Day (3+2)" customer baseline (added to PJM Manual 11 in February 2025 as
-an already-permitted alternative; reported by RTO Insider, 2025-02-25, tagged VERIFIED
-(secondary) in shared/reference/iso-rules-verification.md): the average hourly load over the 3
-hours before the event, after skipping the hour just before it, and the 2 hours after the event,
-after skipping the hour just after it (event HE13-17 -> HE9-11 and HE19-20). Here "load" is the
-site's net grid energy at the meter (grid_kwh, + import), the quantity a behind-the-meter battery
-changes. The baseline is one flat level per site for the whole event.
+Baseline: PJM's "Same Day (3+2)" customer baseline, computed by the settlement package
+(der_assets.settlement.baselines.pjm_same_day, one rule for dispatch and settlement; its window
+lengths are data in settlement/params/baselines.csv, VERIFIED-SECONDARY, RTO Insider
+2025-02-25): the average hourly load over the 3 hours before the event, after skipping the hour
+just before it, and the 2 hours after the event, after skipping the hour just after it (event
+HE13-17 -> HE9-11 and HE19-20). Here "load" is the site's net grid energy at the meter
+(grid_kwh, + import), the quantity a behind-the-meter battery changes. The baseline is one flat
+level per site for the whole event.
 
 Nothing is filled in: a site without every baseline interval, or without a meter value for an
 event interval, contributes nothing to that interval and is counted in `sites_missing`.
@@ -22,17 +23,15 @@ import numpy as np
 import pandas as pd
 
 from der_assets.dispatch.performance import overlap_share, with_row_end
+from der_assets.settlement.baselines import method_params, prepare_meter
+from der_assets.settlement.baselines import pjm_same_day
 
-BASELINE_METHOD = "pjm_same_day_3_2"
-PRE_HOURS, PRE_SKIP_HOURS = 3, 1
-POST_HOURS, POST_SKIP_HOURS = 2, 1
+BASELINE_METHOD = pjm_same_day.NAME
 
 
 def baseline_windows(event_start: pd.Timestamp, event_end: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """The two [start, end) windows the Same Day (3+2) baseline averages, UTC."""
-    pre_end = event_start - pd.Timedelta(hours=PRE_SKIP_HOURS)
-    post_start = event_end + pd.Timedelta(hours=POST_SKIP_HOURS)
-    return [(pre_end - pd.Timedelta(hours=PRE_HOURS), pre_end), (post_start, post_start + pd.Timedelta(hours=POST_HOURS))]
+    return pjm_same_day.windows(event_start, event_end, method_params(BASELINE_METHOD))
 
 
 def same_day_baseline_kw(ami: pd.DataFrame, sites: list[str], event_start: pd.Timestamp,
@@ -42,16 +41,13 @@ def same_day_baseline_kw(ami: pd.DataFrame, sites: list[str], event_start: pd.Ti
 
     ami: canonical grid_kwh rows (site_id, interval_start, interval_s, value, quality).
     """
-    windows = baseline_windows(event_start, event_end)
-    span_s = sum((b - a).total_seconds() for a, b in windows)
+    params = method_params(BASELINE_METHOD)
+    (a, _), (_, b) = pjm_same_day.windows(event_start, event_end, params)
     grid = ami[(ami["channel"] == "grid_kwh") & ami["site_id"].isin(sites)]
-    inside = np.zeros(len(grid), dtype=bool)
-    for a, b in windows:
-        inside |= ((grid["interval_start"] >= a) & (grid["interval_start"] < b)).to_numpy()
-    rows = grid[inside & grid["value"].notna().to_numpy()]
-    per_site = rows.groupby("site_id").agg(kwh=("value", "sum"), covered_s=("interval_s", "sum"))
-    complete = per_site["covered_s"] >= span_s
-    kw = (per_site["kwh"] / (span_s / 3600.0)).where(complete)
+    meter = pd.DataFrame({"meter_id": grid["site_id"].astype(str), "interval_start": grid["interval_start"],
+                          "interval_s": grid["interval_s"], "grid_kwh": grid["value"]})
+    mx = prepare_meter(meter, a, b)
+    kw = pd.Series(pjm_same_day.level_kw(mx, event_start, event_end, params), index=mx.meter_ids, dtype=float)
     return kw.reindex(sites)
 
 

@@ -1,0 +1,118 @@
+"""Baseline rule parameters as data: der_assets/settlement/params/baselines.csv.
+
+Each row is one number or choice of one method's rule, with its source and a tag (verified,
+verified-secondary, unverified) from shared/reference/capacity-settlement-rules.md. An operator
+fixes an unverified value from the ISO manual with PARAMS.json, without touching code.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import io
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from der_assets.errors import ValidationFailed
+
+TAGS = ("verified", "verified-secondary", "unverified", "override")
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One rule parameter: its value (JSON), unit, tag and where the value comes from."""
+
+    method: str
+    name: str
+    value: Any
+    unit: str
+    tag: str
+    source: str
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}.{self.name}"
+
+    def warning(self) -> str:
+        """The stderr line for an unverified parameter a run used."""
+        return f"unverified: {self.key}={json.dumps(self.value)} (source: {self.source})"
+
+
+@functools.cache
+def table() -> dict[str, dict[str, Param]]:
+    """method -> name -> Param, from the packaged CSV."""
+    text = resources.files("der_assets").joinpath("settlement/params/baselines.csv").read_text(encoding="utf-8")
+    out: dict[str, dict[str, Param]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        tag = row["tag"].strip()
+        if tag not in TAGS:
+            raise ValueError(f"baselines.csv: {row['method']}.{row['parameter']}: unknown tag {tag!r}")
+        out.setdefault(row["method"], {})[row["parameter"]] = Param(
+            row["method"], row["parameter"], json.loads(row["value"]), row["unit"] or "", tag, row["source"],
+            row.get("note") or "")
+    return out
+
+
+def _flatten(method: str, overrides: Mapping[str, Any], where: str) -> dict[tuple[str, str], Any]:
+    """PARAMS.json forms: {"lookback_days": 60} (the run's method), {"pjm_high_4_of_5.lookback_days": 60}
+    or {"pjm_high_4_of_5": {"lookback_days": 60}}."""
+    known = table()
+    flat: dict[tuple[str, str], Any] = {}
+    problems = []
+    for key, value in overrides.items():
+        if key in known and isinstance(value, Mapping):
+            for name, v in value.items():
+                flat[(key, str(name))] = v
+        elif "." in key:
+            m, name = key.split(".", 1)
+            flat[(m, name)] = value
+        else:
+            flat[(method, key)] = value
+    for (m, name), value in flat.items():
+        if m not in known:
+            problems.append(f"{where}: key {m + '.' + name!r}: unknown method {m!r}")
+        elif name not in known[m]:
+            problems.append(f"{where}: key {m + '.' + name!r}: unknown parameter (known: {', '.join(known[m])})")
+        else:
+            default = known[m][name].value
+            if default is not None and value is not None and type(default) is not type(value) and not (
+                    isinstance(default, (int, float)) and isinstance(value, (int, float))
+                    and not isinstance(value, bool)):
+                problems.append(f"{where}: key {m + '.' + name!r}: expected {type(default).__name__}, got {value!r}")
+    if problems:
+        raise ValidationFailed(problems[0], []) if len(problems) == 1 else ValidationFailed(
+            f"{where}: {len(problems)} problems", problems)
+    return flat
+
+
+def resolve(method: str, overrides: Mapping[str, Any] | None = None, *, where: str = "params",
+            with_methods: tuple[str, ...] = ()) -> dict[str, Param]:
+    """The parameters of `method` (and of `with_methods`, keyed "method.name"), overrides applied.
+
+    The method's own parameters are keyed by bare name; an override gets tag "override" and
+    source `where`.
+    """
+    known = table()
+    flat = _flatten(method, overrides or {}, where)
+    out: dict[str, Param] = {}
+    for m in (method, *with_methods):
+        for name, p in known[m].items():
+            if (m, name) in flat:
+                p = dataclasses.replace(p, value=flat[(m, name)], tag="override", source=where)
+            out[name if m == method else f"{m}.{name}"] = p
+    return out
+
+
+def warnings_for(params: Mapping[str, Param]) -> list[str]:
+    """One line per unverified parameter used."""
+    return [p.warning() for p in params.values() if p.tag == "unverified"]
+
+
+def sub_params(params: Mapping[str, Param], method: str) -> dict[str, Param]:
+    """The "method.name" entries of `params` for another method, keyed by bare name."""
+    prefix = method + "."
+    return {k[len(prefix):]: p for k, p in params.items() if k.startswith(prefix)}
