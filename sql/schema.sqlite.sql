@@ -1,6 +1,44 @@
 -- Rendered from der_assets/warehouse/schema.py (schema version 3) by `der db ddl`.
 -- Do not edit: change schema.py and re-render.
 
+CREATE TABLE capacity_estimates (
+	iso VARCHAR(8) NOT NULL, 
+	delivery_year VARCHAR(16) NOT NULL, 
+	accreditation_class VARCHAR(32) NOT NULL, 
+	n_sites INTEGER NOT NULL, 
+	n_days INTEGER NOT NULL, 
+	nameplate_kw FLOAT NOT NULL, 
+	deliverable_p50_kw FLOAT NOT NULL, 
+	deliverable_p90_kw FLOAT NOT NULL, 
+	accredited_p90_kw FLOAT NOT NULL, 
+	recommended_commit_kw FLOAT NOT NULL, 
+	summary_json TEXT NOT NULL, 
+	computed_at DATETIME NOT NULL, 
+	PRIMARY KEY (iso, delivery_year)
+);
+
+
+CREATE TABLE capacity_site_days (
+	iso VARCHAR(8) NOT NULL, 
+	delivery_year VARCHAR(16) NOT NULL, 
+	site_id VARCHAR(64) NOT NULL, 
+	day DATE NOT NULL, 
+	resource_id VARCHAR(64), 
+	zone VARCHAR(64), 
+	nameplate_kw FLOAT, 
+	deliverable_kw FLOAT NOT NULL, 
+	reason VARCHAR(32) NOT NULL, 
+	loss_reserve_kw FLOAT NOT NULL, 
+	loss_soc_kw FLOAT NOT NULL, 
+	loss_power_kw FLOAT NOT NULL, 
+	loss_non_export_kw FLOAT NOT NULL, 
+	loss_offline_kw FLOAT NOT NULL, 
+	loss_opt_out_kw FLOAT NOT NULL, 
+	computed_at DATETIME NOT NULL, 
+	PRIMARY KEY (iso, delivery_year, site_id, day)
+);
+
+
 CREATE TABLE dispatch_commands (
 	command_id INTEGER NOT NULL, 
 	instruction_id VARCHAR(128) NOT NULL, 
@@ -45,6 +83,24 @@ CREATE TABLE dispatch_plans (
 	PRIMARY KEY (instruction_id, modification, battery_id, interval_start)
 );
 
+
+CREATE TABLE event_baselines (
+	month VARCHAR(7) NOT NULL, 
+	event_id VARCHAR(128) NOT NULL, 
+	resource_id VARCHAR(64) NOT NULL, 
+	site_id VARCHAR(64) NOT NULL, 
+	meter_id VARCHAR(64) NOT NULL, 
+	interval_start DATETIME NOT NULL, 
+	interval_s INTEGER NOT NULL, 
+	method VARCHAR(32) NOT NULL, 
+	baseline_kw FLOAT, 
+	load_kw FLOAT, 
+	reduction_kw FLOAT, 
+	computed_at DATETIME NOT NULL, 
+	PRIMARY KEY (event_id, meter_id, interval_start)
+);
+
+CREATE INDEX ix_event_baselines_month ON event_baselines (month);
 
 CREATE TABLE event_performance (
 	instruction_id VARCHAR(128) NOT NULL, 
@@ -165,6 +221,42 @@ CREATE TABLE schema_info (
 	PRIMARY KEY (schema_version)
 );
 
+
+CREATE TABLE settlement_discrepancies (
+	month VARCHAR(7) NOT NULL, 
+	statement_id VARCHAR(128), 
+	resource_id VARCHAR(64) NOT NULL, 
+	event_id VARCHAR(128) NOT NULL, 
+	interval_start DATETIME NOT NULL, 
+	ours_kwh FLOAT, 
+	iso_kwh FLOAT, 
+	delta_kwh FLOAT, 
+	usd_at_stake FLOAT, 
+	class VARCHAR(32) NOT NULL, 
+	evidence TEXT, 
+	computed_at DATETIME NOT NULL
+);
+
+CREATE INDEX ix_settlement_discrepancies_month ON settlement_discrepancies (month);
+
+CREATE TABLE statement_lines (
+	month VARCHAR(7) NOT NULL, 
+	statement_id VARCHAR(128) NOT NULL, 
+	iso VARCHAR(8) NOT NULL, 
+	resource_id VARCHAR(64) NOT NULL, 
+	event_id VARCHAR(128) NOT NULL, 
+	interval_start DATETIME NOT NULL, 
+	interval_s INTEGER NOT NULL, 
+	iso_baseline_kw FLOAT, 
+	iso_load_kw FLOAT, 
+	iso_reduction_kwh FLOAT, 
+	rate_usd_per_mwh FLOAT, 
+	amount_usd FLOAT, 
+	raw_sha256 VARCHAR(64) NOT NULL, 
+	PRIMARY KEY (statement_id, resource_id, event_id, interval_start)
+);
+
+CREATE INDEX ix_statement_lines_month ON statement_lines (month);
 
 CREATE TABLE registry_devices (
 	version_id INTEGER NOT NULL, 

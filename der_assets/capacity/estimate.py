@@ -65,6 +65,15 @@ def _round(x: float, nd: int = 3) -> float:
 def estimate_capacity(registry: pd.DataFrame, telemetry: pd.DataFrame, params: EstimateParams,
                       commands: pd.DataFrame | None = None) -> CapacityEstimate:
     """Deliverable distribution, accreditation and screening risk for one ISO, class and delivery year."""
+    _priced_inputs(params)  # a bad flag or a missing rating fails before the telemetry is read
+    window = Window(months=params.months, weekdays_only=params.weekdays_only, window_start=params.window_start,
+                    duration_h=params.duration_h, efficiency=params.efficiency)
+    av = site_availability(registry, telemetry, acc.normalize_iso(params.iso), window, commands)
+    return estimate_from_availability(av, params)
+
+
+def _priced_inputs(params: EstimateParams):
+    """The rating, price, penalty rate, event hours and period for the params, with their warnings."""
     iso = acc.normalize_iso(params.iso)
     if not 0.0 < params.risk < 1.0:
         raise CapacityInputError(f"--risk {params.risk:g} is not a share strictly between 0 and 1")
@@ -89,10 +98,13 @@ def estimate_capacity(registry: pd.DataFrame, telemetry: pd.DataFrame, params: E
         warnings.append(f"round-trip efficiency {DEFAULT_EFFICIENCY} is the project default (the registry has none); "
                         "pass --efficiency to use a measured value")
 
-    window = Window(months=params.months, weekdays_only=params.weekdays_only, window_start=params.window_start,
-                    duration_h=params.duration_h, efficiency=params.efficiency)
-    av = site_availability(registry, telemetry, iso, window, commands)
-    warnings += av.warnings
+    return iso, rating, price, penalty_rate, hours, days_in_period, warnings
+
+
+def estimate_from_availability(av: Availability, params: EstimateParams) -> CapacityEstimate:
+    """Price site-day availability (computed now, or read back from the warehouse) for the params."""
+    iso, rating, price, penalty_rate, hours, days_in_period, warnings = _priced_inputs(params)
+    warnings = warnings + list(av.warnings)
 
     daily_kw = av.deliverable_kw.sum(axis=0)
     n_days = daily_kw.size

@@ -289,3 +289,101 @@ REGISTRY_TABLES = {
     "meter": registry_meters,
     "device": registry_devices,
 }
+
+capacity_site_days = sa.Table(
+    "capacity_site_days",
+    metadata,
+    sa.Column("iso", sa.String(8), nullable=False),
+    sa.Column("delivery_year", sa.String(16), nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # the site's local calendar day
+    sa.Column("resource_id", sa.String(64)),
+    sa.Column("zone", sa.String(64)),
+    sa.Column("nameplate_kw", sa.Float),
+    sa.Column("deliverable_kw", sa.Float, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    *[sa.Column(f"loss_{c}_kw", sa.Float, nullable=False)
+      for c in ("reserve", "soc", "power", "non_export", "offline", "opt_out")],
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("iso", "delivery_year", "site_id", "day"),
+    comment="Deliverable kW per site and sample day for an ISO capacity estimate, with why the rest of nameplate was lost.",
+)
+
+capacity_estimates = sa.Table(
+    "capacity_estimates",
+    metadata,
+    sa.Column("iso", sa.String(8), nullable=False),
+    sa.Column("delivery_year", sa.String(16), nullable=False),
+    sa.Column("accreditation_class", sa.String(32), nullable=False),
+    sa.Column("n_sites", sa.Integer, nullable=False),
+    sa.Column("n_days", sa.Integer, nullable=False),
+    sa.Column("nameplate_kw", sa.Float, nullable=False),
+    sa.Column("deliverable_p50_kw", sa.Float, nullable=False),
+    sa.Column("deliverable_p90_kw", sa.Float, nullable=False),
+    sa.Column("accredited_p90_kw", sa.Float, nullable=False),
+    sa.Column("recommended_commit_kw", sa.Float, nullable=False),
+    sa.Column("summary_json", sa.Text, nullable=False),  # the `der capacity estimate` JSON, warnings included
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("iso", "delivery_year"),
+    comment="The fleet's capacity estimate per ISO and delivery year: distribution, accreditation and screening risk.",
+)
+
+statement_lines = sa.Table(
+    "statement_lines",
+    metadata,
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM of the event intervals
+    sa.Column("statement_id", sa.String(128), nullable=False),
+    sa.Column("iso", sa.String(8), nullable=False),
+    sa.Column("resource_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("interval_s", sa.Integer, nullable=False),
+    sa.Column("iso_baseline_kw", sa.Float),
+    sa.Column("iso_load_kw", sa.Float),
+    sa.Column("iso_reduction_kwh", sa.Float),
+    sa.Column("rate_usd_per_mwh", sa.Float),
+    sa.Column("amount_usd", sa.Float),
+    sa.Column("raw_sha256", sa.String(64), nullable=False),  # the landed statement the line was read from
+    sa.PrimaryKeyConstraint("statement_id", "resource_id", "event_id", "interval_start"),
+    sa.Index("ix_statement_lines_month", "month"),
+    comment="ISO statement lines (der's statement template), read from statements landed raw in raw_payloads.",
+)
+
+event_baselines = sa.Table(
+    "event_baselines",
+    metadata,
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("resource_id", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("meter_id", sa.String(64), nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("interval_s", sa.Integer, nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("baseline_kw", sa.Float),  # NULL where the rule's inputs are missing: never a zero
+    sa.Column("load_kw", sa.Float),
+    sa.Column("reduction_kw", sa.Float),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("event_id", "meter_id", "interval_start"),
+    sa.Index("ix_event_baselines_month", "month"),
+    comment="Each event's customer baseline, metered load and reduction per meter and interval, from AMI.",
+)
+
+settlement_discrepancies = sa.Table(
+    "settlement_discrepancies",
+    metadata,
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("statement_id", sa.String(128)),
+    sa.Column("resource_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ours_kwh", sa.Float),
+    sa.Column("iso_kwh", sa.Float),
+    sa.Column("delta_kwh", sa.Float),
+    sa.Column("usd_at_stake", sa.Float),  # signed: + the ISO owes the aggregator; NULL when it cannot be priced
+    sa.Column("class", sa.String(32), nullable=False),
+    sa.Column("evidence", sa.Text),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_settlement_discrepancies_month", "month"),
+    comment="Statement lines that do not match our recomputation, classified, with the dollars at stake.",
+)
