@@ -177,10 +177,36 @@ def _codes(col: pd.Series, keys: pd.Index) -> np.ndarray:
     return lookup[cat.codes].astype(np.int32)
 
 
+def _chunked_codes(col: pd.Series, keys: pd.Index | None):
+    """lo, hi -> int32 positions in `keys` (-1 when absent); keys None gives the column's own codes."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        if keys is None:
+            return lambda lo, hi: codes[lo:hi].astype(np.int32)
+        lookup = np.append(keys.get_indexer(col.cat.categories.astype(str)), -1).astype(np.int32)
+        return lambda lo, hi: lookup[codes[lo:hi]]  # code -1 (NaN) reads the appended -1
+    all_codes = _codes(col, keys) if keys is not None else pd.factorize(col)[0].astype(np.int32)
+    return lambda lo, hi: all_codes[lo:hi]
+
+
+def _chunked_small(col: pd.Series, mapping: dict[str, int]):
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        lookup = np.array([mapping.get(str(c), -1) for c in col.cat.categories] + [-1], dtype=np.int8)
+        return lambda lo, hi: lookup[codes[lo:hi]]
+    all_codes = _small_codes(col, mapping)
+    return lambda lo, hi: all_codes[lo:hi]
+
+
 def _ns(col: pd.Series) -> np.ndarray:
-    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col.dtype):
-        s = col.dt.tz_convert("UTC").dt.tz_localize(None) if isinstance(col.dtype, pd.DatetimeTZDtype) else col
-        return s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    """UTC epoch ns of a datetime column, without copying a tz-aware ns column."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        arr = col.array
+        if arr.unit != "ns":
+            arr = arr.as_unit("ns")
+        return arr.asi8
+    if pd.api.types.is_datetime64_dtype(col.dtype):
+        return col.to_numpy(dtype="datetime64[ns]").view(np.int64)
     raise CapacityInputError("telemetry interval_start must be a datetime column (UTC)")
 
 
@@ -217,14 +243,13 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
                  site_tz: np.ndarray, duration_s: int) -> tuple[_Rows, np.ndarray]:
     """The rows at window start (soc) or inside the window (energies), and which sites have any value."""
     n = len(telemetry)
-    site_all = _codes(telemetry["site_id"], pd.Index(sites["site_id"]))
-    battery_all = _codes(telemetry["device_id"], pd.Index(batteries["battery_id"]))
-    device_all = (telemetry["device_id"].cat.codes.to_numpy() if isinstance(telemetry["device_id"].dtype,
-                  pd.CategoricalDtype) else pd.factorize(telemetry["device_id"])[0]).astype(np.int32)
+    # codes are looked up chunk by chunk, so no full-length int32/int64 copy of a column is made
+    site_all = _chunked_codes(telemetry["site_id"], pd.Index(sites["site_id"]))
+    battery_all = _chunked_codes(telemetry["device_id"], pd.Index(batteries["battery_id"]))
+    device_all = _chunked_codes(telemetry["device_id"], None)
+    channel_all = _chunked_small(telemetry["channel"], CHANNEL_CODE)
+    good_all = _chunked_small(telemetry["quality"], {q: 1 for q in _GOOD_QUALITY})
     nonexport = ~sites["export_allowed"].to_numpy()
-    channel_all = _small_codes(telemetry["channel"], CHANNEL_CODE)
-    quality = telemetry["quality"]
-    good_all = (_small_codes(quality, {q: 1 for q in _GOOD_QUALITY}) == 1)
     value_all = telemetry["value"].to_numpy()
     start_all = _ns(telemetry["interval_start"])
     interval_all = telemetry["interval_s"].to_numpy()
@@ -241,22 +266,24 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
     parts: list[dict[str, np.ndarray]] = []
     for lo in range(0, n, CHUNK_ROWS):
         hi = min(n, lo + CHUNK_ROWS)
-        site = site_all[lo:hi]
+        site = site_all(lo, hi)
+        bat_chunk = battery_all(lo, hi)
+        dev_chunk = device_all(lo, hi)
         ok_site = site >= 0
         val = value_all[lo:hi]
-        good = good_all[lo:hi] & ~np.isnan(val)
+        good = (good_all(lo, hi) == 1) & ~np.isnan(val)
         has_value[site[ok_site & good]] = True
         tz = np.where(ok_site, site_tz[np.maximum(site, 0)], 0).astype(np.int64)
         st = (start_all[lo:hi] - base) // NS
         isec = interval_all[lo:hi].astype(np.int64)
-        ch = channel_all[lo:hi]
+        ch = channel_all(lo, hi)
         # soc: the row of the interval that ends at window start
         end_key = (tz << 32) + st + isec
         pos = np.searchsorted(flat_sorted, end_key)
         hit = np.zeros(hi - lo, dtype=bool)
         inb = pos < len(flat_sorted)
         hit[inb] = flat_sorted[pos[inb]] == end_key[inb]
-        soc_sel = ok_site & (ch == 0) & hit & (battery_all[lo:hi] >= 0)
+        soc_sel = ok_site & (ch == 0) & hit & (bat_chunk >= 0)
         # energies: rows whose start falls in [window start, window start + duration)
         start_key = (tz << 32) + st
         pos2 = np.searchsorted(flat_sorted, start_key, side="right") - 1
@@ -271,8 +298,8 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
             parts.append({
                 "kind": np.full(idx.size, kind, dtype=np.int8),
                 "site": site[idx],
-                "battery": battery_all[lo:hi][idx],
-                "device": device_all[lo:hi][idx],
+                "battery": bat_chunk[idx],
+                "device": dev_chunk[idx],
                 "channel": ch[idx],
                 "day": (order[p[idx]] % n_days).astype(np.int32),
                 "offset_s": (start_key[idx] - matched) if kind == 1 else np.zeros(idx.size, dtype=np.int64),
