@@ -72,10 +72,6 @@ class CapacitySettings(dg.ConfigurableResource):
                               class_rating=float(rating) if rating else None)
 
 
-@dg.definitions
-def capacity_resources() -> dg.Definitions:
-    return dg.Definitions(resources={"capacity": CapacitySettings()})
-
 
 def _keys(context: dg.AssetExecutionContext) -> tuple[str, str]:
     key = context.partition_key.keys_by_dimension
@@ -101,7 +97,7 @@ def _sample_days(now: pd.Timestamp, months: tuple[int, ...]) -> list[dt.date]:
 @dg.asset(
     group_name="capacity",
     partitions_def=capacity_partitions,
-    deps=["asset_registry", "interval_telemetry"],
+    deps=["asset_registry", dg.AssetDep("interval_telemetry", partition_mapping=dg.AllPartitionMapping())],
     kinds={"pandas", "sql"},
     check_specs=[
         dg.AssetCheckSpec("sample_day_coverage", asset="site_availability", partitions_def=capacity_partitions,
