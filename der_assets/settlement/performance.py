@@ -242,15 +242,23 @@ def metered_performance(meter: pd.DataFrame, events: Sequence, registry: pd.Data
         merged["reduction_kw"] = merged["reduction_kwh"] / hours
         site_frames.append(merged[SITE_COLUMNS])
     site_perf = (pd.concat(site_frames, ignore_index=True) if site_frames
-                 else pd.DataFrame({c: pd.Series(dtype=object) for c in SITE_COLUMNS}))
+                 else _empty(SITE_COLUMNS))
     return Performance(sites=site_perf, resources=resource_performance(site_perf), baselines=baselines,
                        warnings=warnings)
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    """A typed empty frame, so merges on interval_start (UTC) still line up."""
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    frame["interval_start"] = pd.Series(dtype="datetime64[ns, UTC]")
+    frame["interval_s"] = pd.Series(dtype="int64")
+    return frame
 
 
 def resource_performance(site_perf: pd.DataFrame) -> pd.DataFrame:
     """Sites summed into their resource per event interval; NaN (not a partial sum) when a site is missing."""
     if site_perf.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in RESOURCE_COLUMNS})
+        return _empty(RESOURCE_COLUMNS)
     keys = ["event_id", "resource_id", "interval_start", "interval_s"]
     frame = site_perf.assign(is_ami=site_perf["basis"] == "ami", is_est=site_perf["basis"] == "estimated",
                              is_missing=site_perf["basis"] == "missing")
