@@ -95,7 +95,7 @@ def validate_meter_frame(raw: pd.DataFrame, where: str = "METER.csv") -> pd.Data
             bad(dup.to_numpy(), "interval_start",
                 lambda i: f"duplicate meter {meter_id.iat[i]!r} and interval_start {text_t.iat[i]!r} (first at row {_row(first.iat[i])})")
     if problems:
-        _raise(where, problems)
+        _raise(where, sorted(problems, key=lambda line: int(line.split(", column")[0].rsplit("row ", 1)[1])))
     out = pd.DataFrame({"meter_id": meter_id.to_numpy(dtype=object), "interval_start": start,
                         "interval_s": interval_s.astype("int64"), "grid_kwh": kwh.astype("float64")})
     return out.sort_values(["meter_id", "interval_start"], kind="stable").reset_index(drop=True)

@@ -19,7 +19,7 @@ from der_assets.settlement.baselines import (isone, nyiso, pjm_economic, pjm_loa
                                              pjm_same_day)
 from der_assets.settlement.baselines.common import event_grid
 from der_assets.settlement.baselines.matrix import MeterMatrix, prepare_meter
-from der_assets.settlement.baselines.parameters import Param, resolve, warnings_for
+from der_assets.settlement.baselines.parameters import Param, UsedParams, resolve, warnings_for
 from der_assets.settlement.events import Event
 
 FRAME_COLUMNS = ("meter_id", "interval_start", "interval_s", "baseline_kw", "load_kw", "reduction_kw")
@@ -61,7 +61,7 @@ def _method_fn(name: str) -> Callable[..., BaselineResult]:
 METHODS: dict[str, Callable[..., BaselineResult]] = {name: _method_fn(name) for name in _MODULES}
 
 
-def method_params(method: str, overrides: Mapping | None = None, *, where: str = "params") -> dict[str, Param]:
+def method_params(method: str, overrides: Mapping | None = None, *, where: str = "PARAMS.json") -> dict[str, Param]:
     """The parameters `method` uses (a GLD run also uses its CBL method's), overrides applied."""
     if method not in _MODULES:
         raise UserError(f"unknown baseline method {method!r} (expected one of {', '.join(_MODULES)})")
@@ -75,14 +75,16 @@ def history_span(method: str, event: Event, params: Mapping[str, Param]) -> tupl
 
 
 def compute_baseline(method: str, meter: pd.DataFrame | MeterMatrix, event: Event, params: Mapping | None = None,
-                     *, plc_kw_by_meter: Mapping[str, float] | pd.Series | None = None) -> BaselineResult:
+                     *, plc_kw_by_meter: Mapping[str, float] | pd.Series | None = None,
+                     params_source: str = "PARAMS.json") -> BaselineResult:
     """Baseline, metered load and reduction (kW) per meter and event interval by `method`.
 
     meter: METER rows (meter_id, interval_start UTC, interval_s, grid_kwh) or a MeterMatrix from
     prepare_meter (build it once for many events). params: PARAMS.json-style overrides.
     plc_kw_by_meter: per-meter PLC for pjm_fsl/pjm_gld (else event.plc_kw for every meter).
+    params_source: where the overrides came from (their `source` in result.params).
     """
-    p = method_params(method, params)
+    p = UsedParams(method_params(method, params, where=params_source))
     module = _MODULES[method]
     if isinstance(meter, MeterMatrix):
         mx = meter
@@ -102,7 +104,7 @@ def compute_baseline(method: str, meter: pd.DataFrame | MeterMatrix, event: Even
         "reduction_kw": reduction.reshape(-1),
     })
     warnings = warnings_for(p) + list(grid.notes) + list(computed.notes)
-    return BaselineResult(method, event.event_id, frame, warnings, p)
+    return BaselineResult(method, event.event_id, frame, warnings, p.used_params())
 
 
 def compute_baselines(meter: pd.DataFrame | MeterMatrix, events: Sequence[Event], params: Mapping | None = None,

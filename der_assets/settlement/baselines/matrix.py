@@ -81,20 +81,21 @@ def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: p
         t_ns, interval_s, kwh = t_ns[keep], interval_s[keep], kwh[keep]
         ids = ids[keep]
     if isinstance(ids.dtype, pd.CategoricalDtype):
-        ids = ids.cat.remove_unused_categories()
         codes = ids.cat.codes.to_numpy().astype(np.int64)
         uniques = np.asarray(ids.cat.categories, dtype=object)
-        order = np.argsort(uniques.astype(str), kind="stable")
-        uniques, codes = uniques[order], np.argsort(order)[codes]
     else:
-        codes, uniques = pd.factorize(ids.to_numpy(), sort=True)
+        codes, uniques = pd.factorize(ids.to_numpy())
         codes = codes.astype(np.int64)
-        uniques = np.asarray(uniques, dtype=object)
+    # meters in sorted order, whatever order the rows came in
+    order = np.argsort(np.asarray(uniques).astype(str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[codes]
+    uniques = np.asarray(uniques, dtype=object)[order]
     if len(t_ns) == 0:
-        return MeterMatrix(uniques.astype(object), int(pd.Timestamp(start or 0).value), 3600,
-                           np.empty((len(uniques), 0)))
-    steps = np.unique(interval_s)
-    step_s = int(math.lcm(*[int(s) for s in steps]))
+        return MeterMatrix(uniques, int(pd.Timestamp(start or 0).value), 3600, np.empty((len(uniques), 0)))
+    lo, hi = int(interval_s.min()), int(interval_s.max())
+    step_s = lo if lo == hi else int(math.lcm(*[int(s) for s in np.unique(interval_s)]))
     step_ns = step_s * NS
     t0 = int(t_ns.min() // step_ns * step_ns)
     slot = (t_ns - t0) // step_ns
@@ -104,8 +105,16 @@ def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: p
         raise UserError(f"meter data spans {len(uniques)} meters x {n_slots} slots of {step_s} s: too large at once; "
                         "pass fewer meters or a shorter span")
     flat = codes * n_slots + slot
-    valid = ~np.isnan(kwh)
-    energy = np.bincount(flat[valid], weights=kwh[valid], minlength=n_cells)
-    covered = np.bincount(flat[valid], weights=interval_s[valid].astype(np.float64), minlength=n_cells)
-    kw = np.where(covered == step_s, energy / (step_s / 3600.0), np.nan)
+    if lo == hi and (len(flat) < 2 or bool((flat[1:] > flat[:-1]).all())):
+        # one interval length, rows in order, no duplicates: each row is exactly one slot
+        if len(flat) == n_cells:  # every slot present: the rows already are the matrix
+            kw = kwh * (3600.0 / step_s)
+        else:
+            kw = np.full(n_cells, np.nan)
+            kw[flat] = kwh * (3600.0 / step_s)
+    else:
+        valid = ~np.isnan(kwh)
+        energy = np.bincount(flat[valid], weights=kwh[valid], minlength=n_cells)
+        covered = np.bincount(flat[valid], weights=interval_s[valid].astype(np.float64), minlength=n_cells)
+        kw = np.where(covered == step_s, energy / (step_s / 3600.0), np.nan)  # a duplicate covers twice: NaN
     return MeterMatrix(uniques, t0, step_s, kw.reshape(len(uniques), n_slots))

@@ -107,12 +107,32 @@ def resolve(method: str, overrides: Mapping[str, Any] | None = None, *, where: s
     return out
 
 
+class UsedParams(dict):
+    """Parameters that remember which ones a rule read, so a run warns only about those."""
+
+    def __init__(self, data: Mapping[str, Param], used: set[str] | None = None, prefix: str = ""):
+        super().__init__(data)
+        self.used = set() if used is None else used
+        self.prefix = prefix
+
+    def __getitem__(self, key: str) -> Param:
+        self.used.add(self.prefix + key)
+        return super().__getitem__(key)
+
+    def used_params(self) -> dict[str, Param]:
+        return {k: dict.__getitem__(self, k) for k in self if k in self.used}
+
+
 def warnings_for(params: Mapping[str, Param]) -> list[str]:
-    """One line per unverified parameter used."""
-    return [p.warning() for p in params.values() if p.tag == "unverified"]
+    """One line per unverified parameter used (all of them unless `params` tracks use)."""
+    chosen = params.used_params() if isinstance(params, UsedParams) else params
+    return [p.warning() for p in chosen.values() if p.tag == "unverified"]
 
 
 def sub_params(params: Mapping[str, Param], method: str) -> dict[str, Param]:
     """The "method.name" entries of `params` for another method, keyed by bare name."""
     prefix = method + "."
-    return {k[len(prefix):]: p for k, p in params.items() if k.startswith(prefix)}
+    sub = {k[len(prefix):]: p for k, p in params.items() if k.startswith(prefix)}
+    if isinstance(params, UsedParams):
+        return UsedParams(sub, params.used, params.prefix + prefix)
+    return sub

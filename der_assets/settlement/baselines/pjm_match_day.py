@@ -47,6 +47,7 @@ def compute(mx: MeterMatrix, event: Event, p: Mapping[str, Param], grid: EventGr
     compare = comparison_ns(mx, event, v(p, "excluded_gap_h"))
     today = gather(mx, compare)  # [m, c]
     has_today = ~np.isnan(today)
+    n_today = has_today.sum(axis=1)
     measure = v(p, "similarity")
     if measure not in ("rmse", "mae"):
         raise ValueError(f"pjm_match_day.similarity: unknown {measure!r} (rmse | mae)")
@@ -60,11 +61,13 @@ def compute(mx: MeterMatrix, event: Event, p: Mapping[str, Param], grid: EventGr
             continue
         other = gather(mx, walls_c[j])
         event_slots = gather(mx, walls_e[j])
+        diff = other - today  # NaN where either day lacks the slot
         complete = ~np.isnan(event_slots).any(axis=1) & ~(np.isnan(other) & has_today).any(axis=1)
-        diff = np.where(has_today, other - today, np.nan)
-        with np.errstate(invalid="ignore"):
-            d = np.sqrt(np.nanmean(diff ** 2, axis=1)) if measure == "rmse" else np.nanmean(np.abs(diff), axis=1)
-        usable = complete & np.isfinite(d)
+        diff = np.where(has_today, diff, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = (np.sqrt((diff ** 2).sum(axis=1) / n_today) if measure == "rmse"
+                 else np.abs(diff).sum(axis=1) / n_today)
+        usable = complete & (n_today > 0) & np.isfinite(d)
         distance[:, j] = np.where(usable, d, np.inf)
         profiles[:, j] = event_slots
     order = np.argsort(distance, axis=1, kind="stable")[:, :v(p, "days_kept")]

@@ -1,0 +1,66 @@
+"""`der baseline`: an ISO customer baseline for one event from meter rows (contract in DESIGN.md).
+
+stdout is CSV: meter_id, interval_start, interval_s, baseline_kw, load_kw, reduction_kw (UTC,
+kW; an empty cell where the meter data does not allow a value). Every unverified rule parameter
+the run used, and every caveat, is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from der_assets.cli.base import cli
+from der_assets.errors import UserError, ValidationFailed
+
+METHOD_NAMES = ("pjm_high_4_of_5", "pjm_same_day_3_2", "pjm_match_day", "pjm_fsl", "pjm_gld", "nyiso_average_day",
+                "nyiso_acl", "isone_mean_10_of_10")
+
+
+def read_params(path: Path | None) -> dict:
+    """PARAMS.json: an object of overrides (see docs/baselines.md)."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationFailed(f"{path}: not JSON: {exc}", []) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"{path}: not a JSON object of parameter overrides", [])
+    return data
+
+
+def frame_csv(frame) -> str:
+    """The contract's CSV: ISO 8601 'Z' times, 6 decimals, empty for NaN."""
+    out = frame.copy()
+    out["interval_start"] = out["interval_start"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out.to_csv(index=False, float_format="%.6f", na_rep="", lineterminator="\n")
+
+
+@cli.command("baseline")
+@click.option("--method", type=click.Choice(METHOD_NAMES), required=True, help="Baseline method.")
+@click.option("--meter", "meter_path", type=click.Path(path_type=Path), required=True,
+              help="METER.csv: meter_id, interval_start, interval_s, grid_kwh.")
+@click.option("--event", "event_path", type=click.Path(path_type=Path), required=True, help="EVENT.json.")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=None,
+              help="PARAMS.json: rule parameter overrides.")
+def baseline(method: str, meter_path: Path, event_path: Path, params_path: Path | None) -> None:
+    """Baseline, load and reduction per meter and event interval, as CSV on stdout."""
+    from der_assets.settlement.baselines import compute_baseline, method_params
+    from der_assets.settlement.events import read_event
+    from der_assets.settlement.meter_csv import read_meter_csv
+
+    event = read_event(event_path)
+    overrides = read_params(params_path)
+    where = str(params_path or "PARAMS.json")
+    method_params(method, overrides, where=where)  # a bad PARAMS.json fails before the meter is read
+    meter = read_meter_csv(meter_path)
+    result = compute_baseline(method, meter, event, overrides, params_source=where)
+    for line in result.warnings:
+        click.echo(line, err=True)
+    sys.stdout.write(frame_csv(result.frame))
