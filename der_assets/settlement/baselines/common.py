@@ -127,8 +127,9 @@ def day_selection(eligible: np.ndarray, score: np.ndarray, n_select: int, n_keep
 
     chosen = first_n(eligible)
     if low_usage_fraction:
-        with np.errstate(invalid="ignore"):
-            mean = np.nanmean(np.where(chosen, score, np.nan), axis=1)
+        n = chosen.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(chosen, score, 0.0).sum(axis=1) / n  # NaN for a meter with no day
         low = score < (low_usage_fraction * mean)[:, None]
         chosen = first_n(eligible & ~low)
     if n_keep < n_select:
