@@ -85,3 +85,12 @@ def test_a_missing_day_is_replaced_by_an_older_eligible_day():
     a = frame[frame["meter_id"] == "A"]
     assert a["baseline_kw"].notna().all()
     assert not np.allclose(a["baseline_kw"], FULL["isone_mean_10_of_10"].query("meter_id == 'A'")["baseline_kw"])
+
+
+def test_a_meter_without_rows_in_the_span_is_listed_with_nan_not_dropped():
+    old = METER[(METER["meter_id"] == "A")].copy()
+    old["meter_id"] = "C"
+    old = old[old["interval_start"] < pd.Timestamp("2026-06-01T00:00Z")]  # only long before the event
+    frame = compute_baseline("pjm_same_day_3_2", pd.concat([METER, old]), EVENT).frame
+    c = frame[frame["meter_id"] == "C"]
+    assert len(c) == 4 and c["baseline_kw"].isna().all() and c["load_kw"].isna().all()

@@ -77,21 +77,21 @@ def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: p
     ids = meter["meter_id"]
     interval_s = meter["interval_s"].to_numpy(dtype=np.int64)
     kwh = meter["grid_kwh"].to_numpy(dtype=np.float64)
-    if keep is not None:
-        t_ns, interval_s, kwh = t_ns[keep], interval_s[keep], kwh[keep]
-        ids = ids[keep]
     if isinstance(ids.dtype, pd.CategoricalDtype):
         codes = ids.cat.codes.to_numpy().astype(np.int64)
         uniques = np.asarray(ids.cat.categories, dtype=object)
     else:
         codes, uniques = pd.factorize(ids.to_numpy())
         codes = codes.astype(np.int64)
-    # meters in sorted order, whatever order the rows came in
+    # meters in sorted order, whatever order the rows came in; a meter with no row in the span
+    # keeps its (all-NaN) row, so it is reported as missing rather than dropped
     order = np.argsort(np.asarray(uniques).astype(str), kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     codes = rank[codes]
     uniques = np.asarray(uniques, dtype=object)[order]
+    if keep is not None:
+        t_ns, interval_s, kwh, codes = t_ns[keep], interval_s[keep], kwh[keep], codes[keep]
     if len(t_ns) == 0:
         return MeterMatrix(uniques, int(pd.Timestamp(start or 0).value), 3600, np.empty((len(uniques), 0)))
     lo, hi = int(interval_s.min()), int(interval_s.max())
