@@ -64,3 +64,33 @@ def baseline(method: str, meter_path: Path, event_path: Path, params_path: Path 
     for line in result.warnings:
         click.echo(line, err=True)
     sys.stdout.write(frame_csv(result.frame))
+
+
+@cli.command("baseline-accuracy")
+@click.option("--meter", "meter_path", type=click.Path(path_type=Path), required=True, help="METER.csv with history.")
+@click.option("--timezone", required=True, help="The ISO's local time zone, e.g. America/New_York.")
+@click.option("--window", default="14-18", show_default=True,
+              help="Pseudo-event window, local hours START-END (hour beginning START to END).")
+@click.option("--iso", default="PJM", show_default=True)
+@click.option("--event-day", "event_days", multiple=True, help="A real event day (YYYY-MM-DD) to leave out; repeatable.")
+@click.option("--recommend", "show_recommendation", is_flag=True, help="Print the recommended method per site instead.")
+def baseline_accuracy_cmd(meter_path: Path, timezone: str, window: str, iso: str, event_days: tuple[str, ...],
+                          show_recommendation: bool) -> None:
+    """RRMSE and bias (%) of each candidate baseline per meter over non-event days, as CSV."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from der_assets.settlement.accuracy import baseline_accuracy, recommend
+    from der_assets.settlement.meter_csv import read_meter_csv
+
+    try:
+        ZoneInfo(timezone)
+        a, b = (int(x) for x in window.split("-"))
+        days = [dt.date.fromisoformat(d) for d in event_days]
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(f"bad --timezone {timezone!r}, --window {window!r} or --event-day {event_days!r}") from None
+    if not 0 <= a < b <= 23:
+        raise UserError(f"--window {window!r}: need 0 <= START < END <= 23")
+    acc = baseline_accuracy(read_meter_csv(meter_path), timezone=timezone, window_h=(a, b), iso=iso, event_days=days)
+    out = recommend(acc) if show_recommendation else acc
+    sys.stdout.write(out.to_csv(index=False, float_format="%.3f", lineterminator="\n"))

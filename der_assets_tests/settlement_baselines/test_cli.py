@@ -123,3 +123,16 @@ def test_events_json_errors_name_the_event_index(tmp_path):
     (tmp_path / "EVENTS.json").write_text(json.dumps([{**EVENT, "method": "pjm_fsl"}]))
     [e] = read_events(tmp_path / "EVENTS.json")
     assert e.start == pd.Timestamp("2026-07-15T18:00Z") and e.other_event_days == (dt.date(2026, 7, 10),)
+
+
+def test_baseline_accuracy_command(tmp_path, capsys):
+    meter = meter_rows("A", days_between(dt.date(2026, 4, 1), dt.date(2026, 7, 15)),
+                       lambda d, h: 2.0 + (d.toordinal() % 3) * 0.1)
+    write_meter_csv(meter, tmp_path / "METER.csv")
+    code, out, err = run(["baseline-accuracy", "--meter", str(tmp_path / "METER.csv"), "--timezone",
+                          "America/New_York", "--window", "14-18", "--recommend"], capsys)
+    assert code == 0
+    rec = pd.read_csv(io.StringIO(out))
+    assert rec["method"].iloc[0] in ("pjm_high_4_of_5", "pjm_same_day_3_2", "pjm_match_day")
+    code, _, err = run(["baseline-accuracy", "--meter", str(tmp_path / "METER.csv"), "--timezone", "Mars/Base"], capsys)
+    assert code == 2 and "timezone" in err
