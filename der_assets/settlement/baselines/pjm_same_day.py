@@ -47,4 +47,9 @@ def level_kw(mx: MeterMatrix, start: pd.Timestamp, end: pd.Timestamp, p: Mapping
 def compute(mx: MeterMatrix, event: Event, p: Mapping[str, Param], grid: EventGrid, **_) -> Computed:
     level = level_kw(mx, event.start, event.end, p)
     load = event_load(mx, grid)
-    return Computed(np.repeat(level[:, None], load.shape[1], axis=1), load)
+    notes = []
+    step = mx.step_s * 1_000_000_000
+    if any((t.value - mx.t0_ns) % step for w in windows(event.start, event.end, p) for t in w):
+        notes.append(f"pjm_same_day_3_2: a baseline window edge is not on the {mx.step_s} s meter grid; "
+                     "the window is taken as the meter intervals starting inside it")
+    return Computed(np.repeat(level[:, None], load.shape[1], axis=1), load, notes=notes)
