@@ -202,22 +202,21 @@ def like_day_cbl(mx: MeterMatrix, event: Event, p: Mapping[str, Param], grid: Ev
     the lookback, minus other event days and `extra_excluded`; a day is eligible for a meter only
     with every event-window and adjustment-window slot metered that day.
     Returns (cbl [m, slots], cbl over the adjustment window [m, w], actual on the event day over
-    the window [m, w], chosen-day mask [m, days]).
+    the window [m, w], chosen-day mask [m, candidate days of the event's type]).
     """
     days = candidate_days(event, v(p, "lookback_days"))
     types = calendar.day_types(days + [event.local_date], holidays_as_sunday=v(p, "nerc_holidays_as_sunday"))
     excluded = set(extra_excluded)
     if v(p, "exclude_event_days"):
         excluded |= set(event.other_event_days)
-    ok_day = np.array([(t == types[-1] or not same_type_only) and d not in excluded
-                       for d, t in zip(days, types[:-1], strict=True)], dtype=bool)
+    days = [d for d, t in zip(days, types[:-1], strict=True)
+            if (t == types[-1] or not same_type_only) and d not in excluded]  # only these are read
     adj_ns = adjustment_window_ns(mx, event, p)
     times = np.concatenate([grid.flat_ns, adj_ns])
     walls = wall_clock_ns(times, event.timezone, days)  # [day, time]
     values = gather(mx, walls)  # [m, day, time]
     n_event = grid.flat_ns.size
-    complete = ~np.isnan(values).any(axis=2) & (walls >= 0).all(axis=1)[None, :]
-    eligible = complete & ok_day[None, :]
+    eligible = ~np.isnan(values).any(axis=2) & (walls >= 0).all(axis=1)[None, :]
     with np.errstate(invalid="ignore"):
         score = values[:, :, :n_event].mean(axis=2)
     chosen = day_selection(eligible, score, n_select, n_keep, min_days, low_usage_fraction)
