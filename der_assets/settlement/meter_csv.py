@@ -33,7 +33,7 @@ def read_meter_csv(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8")
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationFailed(f"{path}: not UTF-8 text", []) from None
     except pd.errors.EmptyDataError:

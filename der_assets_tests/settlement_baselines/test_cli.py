@@ -136,3 +136,18 @@ def test_baseline_accuracy_command(tmp_path, capsys):
     assert rec["method"].iloc[0] in ("pjm_high_4_of_5", "pjm_same_day_3_2", "pjm_match_day")
     code, _, err = run(["baseline-accuracy", "--meter", str(tmp_path / "METER.csv"), "--timezone", "Mars/Base"], capsys)
     assert code == 2 and "timezone" in err
+
+
+def test_params_forms_and_type_checks():
+    from der_assets.errors import ValidationFailed
+    from der_assets.settlement.baselines import method_params
+
+    flat = method_params("pjm_gld", {"plc_cap": False, "pjm_high_4_of_5.lookback_days": 30})
+    nested = method_params("pjm_gld", {"pjm_gld": {"plc_cap": False}, "pjm_high_4_of_5": {"lookback_days": 30}})
+    assert flat == nested
+    assert flat["plc_cap"].value is False and flat["pjm_high_4_of_5.lookback_days"].value == 30
+    assert flat["plc_cap"].tag == "override"
+    with pytest.raises(ValidationFailed, match="expected int"):
+        method_params("pjm_high_4_of_5", {"lookback_days": "45"})
+    with pytest.raises(ValidationFailed, match="unknown method"):
+        method_params("pjm_high_4_of_5", {"pjm_bogus.x": 1})
