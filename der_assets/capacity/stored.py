@@ -63,3 +63,20 @@ def availability_from_rows(rows: pd.DataFrame, warnings: list[str] | None = None
         sites=sites, days=days, deliverable_kw=grid(rows["deliverable_kw"].to_numpy(dtype=float)),
         reason=reason_grid, losses_kw={c: grid(rows[f"loss_{c}_kw"].to_numpy(dtype=float)) for c in LOSS_CATEGORIES},
         warnings=list(warnings or []))
+
+
+def site_capacity_columns(rows: pd.DataFrame, summary: dict) -> pd.DataFrame:
+    """Per site, for an ISO enrollment: deliverable P50/P90 kW over the sample days and accredited kW
+    (P90 x the class rating), with the delivery year and class they were estimated for."""
+    from der_assets.capacity.distribution import exceedance_quantile
+
+    av = availability_from_rows(rows.assign(timezone=rows.get("timezone", "UTC")))
+    p90 = exceedance_quantile(av.deliverable_kw, 0.9, axis=1)
+    return pd.DataFrame({
+        "site_id": av.sites["site_id"].to_numpy(),
+        "capacity_delivery_year": summary["delivery_year"],
+        "accreditation_class": summary["accreditation_class"],
+        "deliverable_p50_kw": exceedance_quantile(av.deliverable_kw, 0.5, axis=1),
+        "deliverable_p90_kw": p90,
+        "accredited_kw": p90 * float(summary["class_rating"]),
+    })

@@ -73,3 +73,25 @@ def instructions_between(engine: Engine, start: pd.Timestamp, end: pd.Timestamp)
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return (frame.sort_values(["instruction_id", "modification"]).drop_duplicates("instruction_id", keep="last")
             .reset_index(drop=True))
+
+
+def capacity_site_days_for(engine: Engine, iso: str, delivery_year: str | None = None) -> tuple[pd.DataFrame, dict | None]:
+    """Stored site-days of an ISO's capacity estimate and that estimate's summary JSON.
+
+    Without `delivery_year`, the ISO's most recently computed estimate; ({}, None) when there is none.
+    """
+    import json
+
+    from der_assets.warehouse.schema import capacity_estimates, capacity_site_days
+
+    e, d = capacity_estimates, capacity_site_days
+    query = sa.select(e).where(e.c.iso == iso)
+    if delivery_year is not None:
+        query = query.where(e.c.delivery_year == delivery_year)
+    with engine.connect() as conn:
+        latest = conn.execute(query.order_by(e.c.computed_at.desc()).limit(1)).mappings().first()
+        if latest is None:
+            return pd.DataFrame(columns=[c.name for c in d.columns]), None
+        rows = pd.DataFrame(conn.execute(sa.select(d).where(d.c.iso == iso, d.c.delivery_year == latest["delivery_year"]))
+                            .mappings().all(), columns=[c.name for c in d.columns])
+    return rows, json.loads(latest["summary_json"])

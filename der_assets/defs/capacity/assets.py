@@ -55,6 +55,11 @@ class CapacitySettings(dg.ConfigurableResource):
     window_start: str | None = None
     duration_h: float | None = None
     months: str | None = None
+    as_of: str | None = None  # ISO date the history ends (default: the platform clock's now)
+
+    def history_end(self, now: pd.Timestamp) -> pd.Timestamp:
+        text = self._get("as_of", None)
+        return pd.Timestamp(text, tz="UTC") if text else now
 
     def _get(self, name: str, default: str | None) -> str | None:
         value = getattr(self, name)
@@ -119,7 +124,7 @@ def site_availability(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     enrolled = registry[registry["iso"] == iso]
     if enrolled.empty:
         raise dg.Failure(f"no site in the registry is enrolled in {iso}")
-    now = clock.clock().now()
+    now = capacity.history_end(clock.clock().now())
     days = _sample_days(now, params.months)
     spans = window_spans(days, sorted(enrolled["timezone"].dropna().unique()), window)
     telemetry = interval_rows(engine, spans, channels=["soc_pct", "load_kwh", "pv_kwh", "grid_kwh", "battery_kwh"])

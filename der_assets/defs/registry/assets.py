@@ -9,10 +9,12 @@ import sqlalchemy as sa
 
 from der_assets import config
 from der_assets.atomic import write_csv_atomic
+from der_assets.capacity.stored import site_capacity_columns
 from der_assets.defs.resources import WarehouseResource
 from der_assets.registry.files import to_text_frame
 from der_assets.registry.iso_export import ISO_COLUMNS, iso_inventory, site_inventory
 from der_assets.registry.store import current_registry
+from der_assets.warehouse.queries import capacity_site_days_for
 from der_assets.warehouse.schema import registry_imports
 
 iso_partitions = dg.StaticPartitionsDefinition(sorted(ISO_COLUMNS))
@@ -55,13 +57,24 @@ def asset_registry(warehouse: WarehouseResource) -> dg.MaterializeResult:
 @dg.asset(
     group_name="registry",
     kinds={"csv"},
-    deps=[asset_registry],
+    deps=[asset_registry, dg.AssetDep("capacity_estimate", partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
+        partition_dimension_name="iso"))],
     partitions_def=iso_partitions,
-    description="Per-ISO asset inventory with the data elements the ISO asks of a DER aggregator (docs/iso-export.md).",
+    description="Per-ISO asset inventory with the data elements the ISO asks of a DER aggregator (docs/iso-export.md), "
+                "and each site's deliverable and accredited kW from the ISO's latest capacity estimate.",
 )
 def enrollment_package(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     iso = context.partition_key
-    inventory = iso_inventory(current_registry(warehouse.engine()), iso)
+    engine = warehouse.engine()
+    inventory = iso_inventory(current_registry(engine), iso)
+    rows, summary = capacity_site_days_for(engine, iso)
+    capacity_columns = ["capacity_delivery_year", "accreditation_class", "deliverable_p50_kw", "deliverable_p90_kw",
+                        "accredited_kw"]
+    if summary is not None and not rows.empty:
+        # a site the estimate did not cover keeps empty capacity cells, never a zero
+        inventory = inventory.merge(site_capacity_columns(rows, summary), on="site_id", how="left")
+    else:
+        inventory = inventory.assign(**{c: None for c in capacity_columns})
     out = config.data_home() / "exports" / f"enrollment_{iso.lower()}.csv"
     write_csv_atomic(inventory, out)
     return dg.MaterializeResult(
