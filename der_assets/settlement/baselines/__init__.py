@@ -104,6 +104,9 @@ def compute_baseline(method: str, meter: pd.DataFrame | MeterMatrix, event: Even
         "reduction_kw": reduction.reshape(-1),
     })
     warnings = warnings_for(p) + list(grid.notes) + list(computed.notes)
+    method_iso = {"pjm": "PJM", "nyiso": "NYISO", "isone": "ISO-NE"}[method.split("_", 1)[0]]
+    if event.iso != method_iso:
+        warnings.append(f"{method} is a {method_iso} method but event {event.event_id} is {event.iso}")
     return BaselineResult(method, event.event_id, frame, warnings, p.used_params())
 
 
