@@ -37,7 +37,8 @@ from der_assets.capacity.errors import CapacityInputError
 
 NS = 1_000_000_000
 SUB_S = 300  # window sub-slot, s: the shortest canonical interval, so 5-, 15- and 60-minute rows all align
-CHUNK_ROWS = 8_000_000
+CHUNK_ROWS = 1_000_000  # rows per chunk: the per-row temporaries of a chunk stay near 50 MB
+_BUCKET_SHIFT = 36  # prefilter bucket: 2**36 ns, about 69 s
 
 # reason -> loss category of the contract's losses_kw (unavailability folds into offline or opt_out)
 REASON_CATEGORY = {
@@ -178,15 +179,17 @@ def _codes(col: pd.Series, keys: pd.Index) -> np.ndarray:
 
 
 def _chunked_codes(col: pd.Series, keys: pd.Index | None):
-    """lo, hi -> int32 positions in `keys` (-1 when absent); keys None gives the column's own codes."""
+    """(lo, hi[, idx]) -> int32 positions in `keys` (-1 when absent) of rows lo:hi (or of (lo:hi)[idx]);
+    keys None gives the column's own codes."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.cat.codes.to_numpy()
         if keys is None:
-            return lambda lo, hi: codes[lo:hi].astype(np.int32)
+            return lambda lo, hi, idx=None: (codes[lo:hi] if idx is None else codes[lo:hi][idx]).astype(np.int32)
         lookup = np.append(keys.get_indexer(col.cat.categories.astype(str)), -1).astype(np.int32)
-        return lambda lo, hi: lookup[codes[lo:hi]]  # code -1 (NaN) reads the appended -1
+        # code -1 (NaN) reads the appended -1
+        return lambda lo, hi, idx=None: lookup[codes[lo:hi] if idx is None else codes[lo:hi][idx]]
     all_codes = _codes(col, keys) if keys is not None else pd.factorize(col)[0].astype(np.int32)
-    return lambda lo, hi: all_codes[lo:hi]
+    return lambda lo, hi, idx=None: all_codes[lo:hi] if idx is None else all_codes[lo:hi][idx]
 
 
 def _chunked_small(col: pd.Series, mapping: dict[str, int]):
@@ -196,6 +199,48 @@ def _chunked_small(col: pd.Series, mapping: dict[str, int]):
         return lambda lo, hi: lookup[codes[lo:hi]]
     all_codes = _small_codes(col, mapping)
     return lambda lo, hi: all_codes[lo:hi]
+
+
+class _Prefilter:
+    """A cheap, time-zone-free superset of the rows `_window_rows` keeps, from two bucket tables.
+
+    soc rows can only match when their interval end lies within a second of some window start
+    (of any time zone), window rows when their start lies in some window; both tables are
+    padded by a second either side, so every row the exact test keeps is a candidate. Buckets
+    are 2**_BUCKET_SHIFT ns; rows outside the tables' span fall into an unflagged end bucket.
+    """
+
+    def __init__(self, ws: np.ndarray, duration_s: int):
+        w = np.unique(ws.ravel())
+        self.t0 = int(w.min()) - 2 * NS
+        size = ((int(w.max()) + (duration_s + 2) * NS - self.t0) >> _BUCKET_SHIFT) + 3
+        self.last = size - 1
+        self.soc = np.zeros(size, dtype=bool)
+        self.win = np.zeros(size, dtype=bool)
+        for table, lo_off, hi_off in ((self.soc, -NS, 2 * NS), (self.win, -NS, (duration_s + 1) * NS)):
+            lo = ((w + lo_off - self.t0) >> _BUCKET_SHIFT) + 1
+            hi = ((w + hi_off - self.t0) >> _BUCKET_SHIFT) + 1
+            mark = np.zeros(size + 1, dtype=np.int64)
+            np.add.at(mark, lo, 1)
+            np.add.at(mark, hi + 1, -1)
+            table |= np.cumsum(mark[:-1]) > 0
+        self.soc[[0, self.last]] = False
+        self.win[[0, self.last]] = False
+
+    def bucket(self, t: np.ndarray) -> np.ndarray:
+        b = t - self.t0  # wraps for absurd times (NaT); the clip sends those to an end bucket
+        b >>= _BUCKET_SHIFT
+        b += 1
+        return np.clip(b, 0, self.last, out=b)
+
+    def candidates(self, start: np.ndarray, isec: np.ndarray, ch: np.ndarray) -> np.ndarray:
+        end = isec * NS
+        end += start
+        soc = self.soc[self.bucket(end)]
+        soc &= ch == 0
+        win = self.win[self.bucket(start)]
+        win &= ch >= 1
+        return soc | win
 
 
 def _ns(col: pd.Series) -> np.ndarray:
@@ -243,7 +288,8 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
                  site_tz: np.ndarray, duration_s: int) -> tuple[_Rows, np.ndarray]:
     """The rows at window start (soc) or inside the window (energies), and which sites have any value."""
     n = len(telemetry)
-    # codes are looked up chunk by chunk, so no full-length int32/int64 copy of a column is made
+    # codes are looked up chunk by chunk, so no full-length int32/int64 copy of a column is made; a
+    # time-zone-free prefilter (_Prefilter) leaves the exact key test to the few rows near a window
     site_all = _chunked_codes(telemetry["site_id"], pd.Index(sites["site_id"]))
     battery_all = _chunked_codes(telemetry["device_id"], pd.Index(batteries["battery_id"]))
     device_all = _chunked_codes(telemetry["device_id"], None)
@@ -263,34 +309,47 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
     flat = keys.ravel()
     order = np.argsort(flat, kind="stable")
     flat_sorted = flat[order]
+    prefilter = _Prefilter(ws, duration_s)
     parts: list[dict[str, np.ndarray]] = []
     for lo in range(0, n, CHUNK_ROWS):
         hi = min(n, lo + CHUNK_ROWS)
         site = site_all(lo, hi)
-        bat_chunk = battery_all(lo, hi)
-        dev_chunk = device_all(lo, hi)
         ok_site = site >= 0
         val = value_all[lo:hi]
-        good = (good_all(lo, hi) == 1) & ~np.isnan(val)
+        good = good_all(lo, hi) == 1
+        good &= ~np.isnan(val)
         has_value[site[ok_site & good]] = True
-        tz = np.where(ok_site, site_tz[np.maximum(site, 0)], 0).astype(np.int64)
-        st = (start_all[lo:hi] - base) // NS
-        isec = interval_all[lo:hi].astype(np.int64)
-        ch = channel_all(lo, hi)
+        isec_all = interval_all[lo:hi].astype(np.int64)
+        ch_all = channel_all(lo, hi)
+        cand = prefilter.candidates(start_all[lo:hi], isec_all, ch_all)
+        cand &= ok_site
+        c = np.flatnonzero(cand)
+        if c.size == 0:
+            continue
+        # the exact test, on the candidates only
+        site = site[c]
+        bat_chunk = battery_all(lo, hi, c)
+        dev_chunk = device_all(lo, hi, c)
+        val = val[c]
+        good = good[c]
+        tz = site_tz[site].astype(np.int64)
+        st = (start_all[lo:hi][c] - base) // NS
+        isec = isec_all[c]
+        ch = ch_all[c]
         # soc: the row of the interval that ends at window start
         end_key = (tz << 32) + st + isec
         pos = np.searchsorted(flat_sorted, end_key)
-        hit = np.zeros(hi - lo, dtype=bool)
+        hit = np.zeros(c.size, dtype=bool)
         inb = pos < len(flat_sorted)
         hit[inb] = flat_sorted[pos[inb]] == end_key[inb]
-        soc_sel = ok_site & (ch == 0) & hit & (bat_chunk >= 0)
+        soc_sel = (ch == 0) & hit & (bat_chunk >= 0)
         # energies: rows whose start falls in [window start, window start + duration)
         start_key = (tz << 32) + st
         pos2 = np.searchsorted(flat_sorted, start_key, side="right") - 1
         ok2 = pos2 >= 0
         prev = np.where(ok2, flat_sorted[np.maximum(pos2, 0)], 0)
-        win_sel = ok_site & (ch >= 1) & ok2 & ((prev >> 32) == tz) & (start_key - prev < duration_s)
-        for kind, sel, p in ((0, soc_sel, pos), (1, win_sel & nonexport[np.maximum(site, 0)], pos2)):
+        win_sel = (ch >= 1) & ok2 & ((prev >> 32) == tz) & (start_key - prev < duration_s)
+        for kind, sel, p in ((0, soc_sel, pos), (1, win_sel & nonexport[site], pos2)):
             idx = np.flatnonzero(sel)
             if idx.size == 0:
                 continue
@@ -306,7 +365,7 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
                 "interval_s": isec[idx],
                 "value": val[idx].astype(np.float64),
                 "good": good[idx],
-                "revision": (revision_all[lo:hi][idx].astype(np.int64) if revision_all is not None
+                "revision": (revision_all[lo:hi][c[idx]].astype(np.int64) if revision_all is not None
                              else np.zeros(idx.size, dtype=np.int64)),
             })
     if parts:
@@ -544,7 +603,7 @@ def site_availability(registry: pd.DataFrame, telemetry: pd.DataFrame, iso: str,
         np.add.at(out, b_site, a)
         return out
 
-    site_detail = {r: to_sites(v) for r, v in detail.items()}
+    site_detail = {r: to_sites(detail.pop(r)) for r in list(detail)}  # each battery array freed once summed
     pre_cap = to_sites(battery_kw)
     capped = ~s["export_allowed"].to_numpy()[:, None] & np.ones((1, n_d), dtype=bool)
     unknown = capped & np.isnan(net_min)
@@ -558,9 +617,16 @@ def site_availability(registry: pd.DataFrame, telemetry: pd.DataFrame, iso: str,
         warnings.append(f"{n_unknown} site-days of non-export sites lack the load/pv (or grid/battery) rows to know "
                         "their net load in the window and count as unavailable (no_net_load)")
 
-    stack = np.stack([site_detail[r] for r in REASONS])
-    best = stack.argmax(axis=0).astype(np.int8)
-    reason = np.where(stack.max(axis=0) > 1e-9, best, np.int8(-1)).astype(np.int8)
+    # the largest loss names the site-day (the first reason wins a tie), as argmax over the stacked
+    # losses would, without stacking them: a running maximum
+    best = np.zeros((n_s, n_d), dtype=np.int8)
+    top = site_detail[REASONS[0]].copy()
+    for i, r in enumerate(REASONS[1:], start=1):
+        more = site_detail[r] > top
+        best[more] = i
+        np.maximum(top, site_detail[r], out=top)
+    reason = np.where(top > 1e-9, best, np.int8(-1)).astype(np.int8)
+    del top, best
     losses = {c: np.zeros((n_s, n_d)) for c in LOSS_CATEGORIES}
     for r, cat in REASON_CATEGORY.items():
         losses[cat] += site_detail[r]
