@@ -36,6 +36,7 @@ import pandas as pd
 from der_assets.capacity.errors import CapacityInputError
 
 NS = 1_000_000_000
+MAX_INTERVAL_S = 3600  # the longest canonical interval: a row starting this long before a window can reach into it
 SUB_S = 300  # window sub-slot, s: the shortest canonical interval, so 5-, 15- and 60-minute rows all align
 CHUNK_ROWS = 1_000_000  # rows per chunk: the per-row temporaries of a chunk stay near 50 MB
 _BUCKET_SHIFT = 36  # prefilter bucket: 2**36 ns, about 69 s
@@ -205,19 +206,21 @@ class _Prefilter:
     """A cheap, time-zone-free superset of the rows `_window_rows` keeps, from two bucket tables.
 
     soc rows can only match when their interval end lies within a second of some window start
-    (of any time zone), window rows when their start lies in some window; both tables are
+    (of any time zone), window rows when their start lies in some window or in the longest
+    interval (MAX_INTERVAL_S) before it; both tables are
     padded by a second either side, so every row the exact test keeps is a candidate. Buckets
     are 2**_BUCKET_SHIFT ns; rows outside the tables' span fall into an unflagged end bucket.
     """
 
     def __init__(self, ws: np.ndarray, duration_s: int):
         w = np.unique(ws.ravel())
-        self.t0 = int(w.min()) - 2 * NS
+        self.t0 = int(w.min()) - (MAX_INTERVAL_S + 2) * NS
         size = ((int(w.max()) + (duration_s + 2) * NS - self.t0) >> _BUCKET_SHIFT) + 3
         self.last = size - 1
         self.soc = np.zeros(size, dtype=bool)
         self.win = np.zeros(size, dtype=bool)
-        for table, lo_off, hi_off in ((self.soc, -NS, 2 * NS), (self.win, -NS, (duration_s + 1) * NS)):
+        for table, lo_off, hi_off in ((self.soc, -NS, 2 * NS),
+                                      (self.win, -(MAX_INTERVAL_S + 1) * NS, (duration_s + 1) * NS)):
             lo = ((w + lo_off - self.t0) >> _BUCKET_SHIFT) + 1
             hi = ((w + hi_off - self.t0) >> _BUCKET_SHIFT) + 1
             mark = np.zeros(size + 1, dtype=np.int64)
@@ -277,7 +280,7 @@ class _Rows:
     device: np.ndarray
     channel: np.ndarray
     day: np.ndarray
-    offset_s: np.ndarray  # interval start - window start, s
+    offset_s: np.ndarray  # interval start - window start, s (< 0 for a row that starts before the window)
     interval_s: np.ndarray
     value: np.ndarray
     good: np.ndarray
@@ -285,8 +288,10 @@ class _Rows:
 
 
 def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.DataFrame, ws: np.ndarray,
-                 site_tz: np.ndarray, duration_s: int) -> tuple[_Rows, np.ndarray]:
-    """The rows at window start (soc) or inside the window (energies), and which sites have any value."""
+                 site_tz: np.ndarray, duration_s: int) -> tuple[_Rows, np.ndarray, np.ndarray]:
+    """The rows at window start (soc) or inside the window (energies), which sites have any value, and
+    which days the telemetry reaches a window on: a fleet row of any quality (a `missing` row too) and any
+    device whose soc interval ends at window start or whose energy interval overlaps the window."""
     n = len(telemetry)
     # codes are looked up chunk by chunk, so no full-length int32/int64 copy of a column is made; a
     # time-zone-free prefilter (_Prefilter) leaves the exact key test to the few rows near a window
@@ -302,6 +307,7 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
     revision_all = telemetry["revision"].to_numpy() if "revision" in telemetry else None
     has_value = np.zeros(len(sites), dtype=bool)
     n_tz, n_days = ws.shape
+    day_touched = np.zeros(n_days, dtype=bool)
     # per time zone, window starts as a sorted key; a row is matched to the latest window start <= it
     base = int(ws.min()) - 2 * 3600 * NS
     ws_s = (ws - base) // NS  # int64 seconds since base
@@ -343,12 +349,23 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
         inb = pos < len(flat_sorted)
         hit[inb] = flat_sorted[pos[inb]] == end_key[inb]
         soc_sel = (ch == 0) & hit & (bat_chunk >= 0)
-        # energies: rows whose start falls in [window start, window start + duration)
+        # energies: rows whose start falls in [window start, window start + duration) ...
         start_key = (tz << 32) + st
         pos2 = np.searchsorted(flat_sorted, start_key, side="right") - 1
         ok2 = pos2 >= 0
         prev = np.where(ok2, flat_sorted[np.maximum(pos2, 0)], 0)
         win_sel = (ch >= 1) & ok2 & ((prev >> 32) == tz) & (start_key - prev < duration_s)
+        # and rows that start before a window start but run into the window (an hourly row and a 15:30
+        # window): they carry that window's first interval too
+        nxt = pos2 + 1
+        ok3 = nxt < len(flat_sorted)
+        after = np.where(ok3, flat_sorted[np.minimum(nxt, len(flat_sorted) - 1)], 0)
+        early = (ch >= 1) & ~win_sel & ok3 & ((after >> 32) == tz) & (after < start_key + isec)
+        pos2 = np.where(early, nxt, pos2)
+        win_sel |= early
+        # the telemetry reaches this day's window (a silent battery then counts as offline, never skipped)
+        day_touched[order[pos[(ch == 0) & hit]] % n_days] = True
+        day_touched[order[pos2[win_sel]] % n_days] = True
         for kind, sel, p in ((0, soc_sel, pos), (1, win_sel & nonexport[site], pos2)):
             idx = np.flatnonzero(sel)
             if idx.size == 0:
@@ -373,7 +390,7 @@ def _window_rows(telemetry: pd.DataFrame, sites: pd.DataFrame, batteries: pd.Dat
     else:
         rows = _Rows(*(np.zeros(0, dtype=t) for t in (np.int8, np.int32, np.int32, np.int32, np.int8, np.int32,
                                                         np.int64, np.int64, np.float64, bool, np.int64)))
-    return rows, has_value
+    return rows, has_value, day_touched
 
 
 def _latest_revision(keys: np.ndarray, revision: np.ndarray) -> np.ndarray:
@@ -540,12 +557,11 @@ def site_availability(registry: pd.DataFrame, telemetry: pd.DataFrame, iso: str,
     site_tz = pd.Index(timezones).get_indexer(sites["timezone"]).astype(np.int64)
     ws = window_starts_ns(days, timezones, window.window_start)
     duration_s = int(round(window.duration_h * 3600))
-    rows, has_value = _window_rows(telemetry, sites, batteries, ws, site_tz, duration_s)
+    rows, has_value, day_seen = _window_rows(telemetry, sites, batteries, ws, site_tz, duration_s)
 
-    # a sample day is one where some site has a usable value at its window
-    day_seen = np.zeros(len(days), dtype=bool)
-    day_seen[rows.day[rows.good & ~np.isnan(rows.value)]] = True
-    if not day_seen.any():
+    # a sample day is one the telemetry reaches at some site's window (any row, a `missing` one too), so a
+    # battery silent there counts as offline that day, never skipped; the history must hold a usable value
+    if not (rows.good & ~np.isnan(rows.value)).any():
         raise CapacityInputError(
             f"no history in the sample window: none of the {len(days)} candidate days ({days[0]} to {days[-1]}) has "
             f"a reported value at {window.window_start:%H:%M} local time; check --months, --window-start and the "
