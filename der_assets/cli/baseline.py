@@ -58,7 +58,15 @@ def baseline(method: str, meter_path: Path, event_path: Path, params_path: Path 
     event = read_event(event_path)
     overrides = read_params(params_path)
     where = str(params_path or "PARAMS.json")
-    method_params(method, overrides, where=where)  # a bad PARAMS.json fails before the meter is read
+    params = method_params(method, overrides, where=where)  # a bad PARAMS.json fails before the meter is read
+    needed = ()
+    if method == "pjm_fsl" or (method == "pjm_gld" and params["plc_cap"].value):
+        needed = ("plc_kw", "loss_factor")
+    elif method == "pjm_gld":
+        needed = ("loss_factor",)
+    for key in needed:
+        if getattr(event, key) is None:
+            raise ValidationFailed(f"{event_path}: key {key!r}: missing; {method} needs it", [])
     meter = read_meter_csv(meter_path)
     result = compute_baseline(method, meter, event, overrides, params_source=where)
     for line in result.warnings:

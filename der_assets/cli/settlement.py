@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from der_assets.cli.base import cli, engine_for, url_option
-from der_assets.errors import UserError
+from der_assets.errors import UserError, ValidationFailed
 
 _file = click.Path(path_type=Path)
 
@@ -44,7 +44,7 @@ def settle(iso: str, statement_path: Path, meter_path: Path, events_path: Path, 
     from der_assets.registry.validation import parse_registry
     from der_assets.settlement.events import read_events
     from der_assets.settlement.meter_csv import read_meter_csv
-    from der_assets.settlement.performance import iso_key, site_table
+    from der_assets.settlement.performance import PLC_METHODS, enrolled_sites, iso_key, site_table
     from der_assets.settlement.reconcile import reconcile
     from der_assets.settlement.statements import land_and_parse
     from der_assets.settlement.statements.template import parse_statement
@@ -54,7 +54,14 @@ def settle(iso: str, statement_path: Path, meter_path: Path, events_path: Path, 
             raise UserError(f"{path}: no such file")
     registry = parsed_registry(parse_registry(read_table(registry_path)))
     events = [e for e in read_events(events_path) if iso_key(e.iso) == iso_key(iso)]
-    known = set(site_table(registry)["resource_id"])
+    sites = site_table(registry)
+    known = set(sites["resource_id"])
+    for event in events:  # FSL/GLD need each counted site's PLC: the registry's, else the event's
+        if event.method in PLC_METHODS and event.plc_kw is None:
+            lacking = enrolled_sites(sites, event).query("plc_kw != plc_kw")["site_id"].tolist()
+            if lacking:
+                raise ValidationFailed(f"{events_path}: event {event.event_id}: key 'plc_kw': missing, and the registry "
+                                       f"has no plc_kw for site(s) {', '.join(lacking[:5])}; {event.method} needs it", [])
     by_id = {e.event_id: e for e in events}
     content = statement_path.read_bytes()
     _, lines = land_and_parse(engine_for(url), content, endpoint="template",

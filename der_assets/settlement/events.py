@@ -21,6 +21,7 @@ from der_assets.errors import UserError, ValidationFailed
 REQUIRED_KEYS = ("event_id", "iso", "start", "end", "timezone")
 OPTIONAL_KEYS = ("notified_at", "other_event_days", "plc_kw", "loss_factor", "rate_usd_per_mwh", "method")
 ISOS = ("PJM", "NYISO", "ISO-NE")
+NEEDS_LOSS_FACTOR = ("pjm_fsl", "pjm_gld")  # plc_kw too, unless the registry gives each site's (der settle)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +141,8 @@ def event_from_dict(obj: Any, where: str, *, require_method: bool = False) -> Ev
     check("loss_factor", lambda v: _number(v, positive=True))
     check("rate_usd_per_mwh", lambda v: _number(v, positive=False))
     check("method", method)
+    if fields.get("method") in NEEDS_LOSS_FACTOR and "loss_factor" not in fields and "loss_factor" not in obj:
+        problems.append(f"{where}: key 'loss_factor': missing; {fields['method']} needs the EDC's loss factor")
     if "start" in fields and "end" in fields and fields["end"] <= fields["start"]:
         problems.append(f"{where}: key 'end': must be after start ({obj['start']})")
     if problems:

@@ -40,6 +40,9 @@ def read_meter_csv(path: str | Path) -> pd.DataFrame:
         raise ValidationFailed(f"{path}: empty file (expected header {','.join(COLUMNS)})", []) from None
     except pd.errors.ParserError as exc:
         raise ValidationFailed(f"{path}: not CSV: {str(exc).strip()}", []) from None
+    if not isinstance(raw.index, pd.RangeIndex):  # pandas took column 1 as an index: rows longer than the header
+        raise ValidationFailed(f"{path}: row 2: has {raw.shape[1] + 1} cells but the header has {raw.shape[1]} "
+                               f"({','.join(map(str, raw.columns))})", [])
     return validate_meter_frame(raw, str(path))
 
 
@@ -75,7 +78,7 @@ def validate_meter_frame(raw: pd.DataFrame, where: str = "METER.csv") -> pd.Data
         lambda i: f"not a whole number of seconds that divides an hour: {text_s.iat[i]!r}")
 
     text_kwh = raw["grid_kwh"].astype(str).str.strip()
-    kwh = pd.to_numeric(text_kwh.replace({"": np.nan}), errors="coerce")
+    kwh = pd.to_numeric(text_kwh.mask(text_kwh == ""), errors="coerce")
     nonnumeric = kwh.isna() & (text_kwh != "") & ~text_kwh.str.lower().isin(["nan", "na", "null"])
     bad(nonnumeric.to_numpy(), "grid_kwh", lambda i: f"not a number: {text_kwh.iat[i]!r}")
     bad(np.isinf(kwh.to_numpy(dtype=float, na_value=np.nan)), "grid_kwh", lambda i: f"not finite: {text_kwh.iat[i]!r}")

@@ -7,7 +7,7 @@ reduction is the sum of its sites' reductions (DESIGN.md, settlement contract), 
 one of its counted sites is missing; `reduction_kwh_partial` sums what is there, for evidence only.
 
 Public API (pure functions; the Dagster layer calls them with canonical frames):
-- `site_table(registry) -> DataFrame[site_id, meter_id, resource_id, iso, site_status, enrolled]`:
+- `site_table(registry) -> DataFrame[site_id, meter_id, resource_id, iso, site_status, plc_kw, enrolled]`:
   one row per site. The resource is the registry's `resource_id`, else `<ISO>-<zone>`; a site counts
   for an event ("enrolled") when its ISO is the event's and its status is active or suspended.
 - `meter_frame_from_canonical(rows, registry)`: canonical AMI rows (meter_intervals: channel grid_kwh,
@@ -18,7 +18,8 @@ Public API (pure functions; the Dagster layer calls them with canonical frames):
   A site without `MIN_CALIBRATION_INTERVALS` such intervals is left uncalibrated (slope 1) and says so in
   `calibration`.
 - `event_baselines(meter, events, sites, params=None) -> (frame, warnings)`: compute_baseline (the
-  baselines package) per event with its `method`, over the meters of the sites enrolled in it.
+  baselines package) per event with its `method`, over the meters of the sites enrolled in it. pjm_fsl and
+  pjm_gld take each site's PLC from the registry's plc_kw, and the event's plc_kw where that is blank.
 - `metered_performance(meter, events, registry, *, estimate=None, grid_s=None, params=None) -> Performance`
   with `.sites` (event_id, resource_id, site_id, meter_id, interval_start, interval_s, baseline_kw,
   load_kw, reduction_kw, reduction_kwh, basis), `.resources` (event_id, resource_id, interval_start,
@@ -46,6 +47,7 @@ RESOURCE_COLUMNS = ["event_id", "resource_id", "interval_start", "interval_s", "
                     "reduction_kwh", "reduction_kwh_partial", "n_sites", "n_ami", "n_estimated", "n_missing",
                     "missing_sites"]
 METER_COLUMNS = ["meter_id", "interval_start", "interval_s", "grid_kwh"]
+PLC_METHODS = ("pjm_fsl", "pjm_gld")  # methods that read each customer's peak load contribution
 
 
 def iso_key(name: object) -> str:
@@ -68,7 +70,8 @@ def _site_resource(registry: pd.DataFrame) -> pd.Series:
 
 
 def site_table(registry: pd.DataFrame) -> pd.DataFrame:
-    """One row per site: site_id, meter_id, resource_id, iso, site_status, enrolled (with or without resource_id)."""
+    """One row per site: site_id, meter_id, resource_id, iso, site_status, plc_kw (NaN where blank), enrolled
+    (with or without resource_id)."""
     sites = registry.drop_duplicates("site_id").reset_index(drop=True)
     out = pd.DataFrame({
         "site_id": sites["site_id"].astype(str),
@@ -76,6 +79,8 @@ def site_table(registry: pd.DataFrame) -> pd.DataFrame:
         "resource_id": _site_resource(sites).to_numpy(),
         "iso": sites["iso"].map(iso_key),
         "site_status": sites["site_status"].astype(str),
+        "plc_kw": (pd.to_numeric(sites["plc_kw"], errors="coerce") if "plc_kw" in sites.columns
+                   else pd.Series(np.nan, index=sites.index)).astype("float64"),
     })
     out["meter_id"] = out["meter_id"].map(lambda m: None if m is None or str(m).strip() == "" else str(m))
     out["enrolled"] = out["site_status"].isin(ENROLLED_STATUSES)
@@ -139,7 +144,15 @@ def event_baselines(meter: pd.DataFrame, events: Sequence, sites: pd.DataFrame,
         spans = [history_span(e.method, e, method_params(e.method, params)) for e in group]
         matrix = prepare_meter(frame, min(a for a, _ in spans), max(b for _, b in spans))  # built once per meter set
         for event in group:
-            result = compute_baseline(event.method, matrix, event, params)
+            plc = None
+            if event.method in PLC_METHODS:  # each site's own PLC from the registry; the event's where it is blank
+                counted = enrolled_sites(sites, event).dropna(subset=["meter_id", "plc_kw"])
+                plc = dict(zip(counted["meter_id"], counted["plc_kw"], strict=True))
+                text = (f"{event.method}: event {event.event_id}: PLC per site from the registry's plc_kw"
+                        + (f", else the event's plc_kw {event.plc_kw:g} kW" if event.plc_kw is not None else ""))
+                if text not in warnings:
+                    warnings.append(text)
+            result = compute_baseline(event.method, matrix, event, params, plc_kw_by_meter=plc)
             frames.append(result.frame.assign(event_id=event.event_id))
             for warning in result.warnings:
                 text = f"{event.method}: {warning}"

@@ -24,7 +24,8 @@ discrepancy of exactly one class; the first rule that applies wins (`also` lists
    error (exit 1), not a class. Sites cannot be compared one by one: the statement is per resource.
 2. rate_mismatch: the line's rate differs from the event's rate_usd_per_mwh.
 3. arithmetic: amount_usd differs from iso_reduction_kwh x line rate / 1000 beyond the tolerance, or the ISO
-   reported a baseline and a load whose difference x hours is not its reduction.
+   reported a baseline and a load whose difference x hours is not its reduction (not checked for pjm_fsl and
+   pjm_gld, whose reduction is not baseline - load).
 4. missing_ami: a site the resource counts has no meter data for the interval or its baseline days
    (with an estimate given, only a site that has no estimate either). Not priced: usd_at_stake is empty.
 5. load_mismatch: iso_load_kw differs from our metered load (sum over sites) beyond KW_TOLERANCE.
@@ -62,6 +63,9 @@ RATE_TOLERANCE = 1e-6  # $/MWh
 DISCREPANCY_COLUMNS = ["statement_id", "resource_id", "event_id", "interval_start", "ours_kwh", "iso_kwh", "delta_kwh",
                        "usd_at_stake", "class", "evidence"]
 EPS = 1e-9
+# Methods whose reduction is not baseline - load (FSL: PLC - Load x LF; GLD: (CBL - Load) x LF capped at the PLC):
+# for these an ISO baseline and load that do not difference to its reduction are no arithmetic error.
+REDUCTION_NOT_BASELINE_MINUS_LOAD = ("pjm_fsl", "pjm_gld")
 
 
 @dataclass
@@ -162,7 +166,8 @@ def reconcile(statement_lines: pd.DataFrame, meter: pd.DataFrame, events: Sequen
 
     iso_usd = iso_kwh * line_rate / 1000.0
     own_arith = ~amounts_match(iso_usd, amount) & ~only_ours
-    parts_known = np.isfinite(iso_base) & np.isfinite(iso_load)
+    differenced = ~merged["event_id"].map(lambda e: by_id[e].method in REDUCTION_NOT_BASELINE_MINUS_LOAD).to_numpy(bool)
+    parts_known = np.isfinite(iso_base) & np.isfinite(iso_load) & differenced
     parts_off = parts_known & (np.abs((iso_base - iso_load) * hours - iso_kwh)
                                > np.maximum(KW_TOLERANCE_ABS * hours, TOLERANCE_REL * np.abs(iso_kwh)) + EPS)
     tests = {

@@ -57,6 +57,63 @@ def table() -> dict[str, dict[str, Param]]:
     return out
 
 
+# The allowed values of the parameters that name a choice (the code's branches).
+CHOICES = {
+    "adjustment": ("additive", "multiplicative", "none"),
+    "adjustment_anchor": ("event_start", "notified_at"),
+    "reading": ("plc_minus_load_times_lf", "plc_minus_load_all_times_lf"),
+    "similarity": ("rmse", "mae"),
+    "cbl_method": ("pjm_high_4_of_5", "pjm_same_day_3_2", "pjm_match_day"),
+}
+# Whole-number ranges by unit (inclusive); other whole-number parameters must be >= 1.
+WHOLE_RANGES = {"local hour": (0, 23), "month": (1, 12)}
+
+
+def _checked(param: Param, value: Any) -> Any:
+    """An override's value within the rule's domain (ValueError naming what is allowed)."""
+    if value is None:
+        if param.value is None or param.name in ("adjustment_cap_fraction", "load_floor_kw", "low_usage_fraction"):
+            return None
+        raise ValueError("may not be null")
+    if param.name in CHOICES:
+        if value not in CHOICES[param.name]:
+            raise ValueError(f"{value!r} is not one of {', '.join(CHOICES[param.name])}")
+        return value
+    if param.name == "peak_hours_utc":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of UTC hour starts like '2025-07-21T20:00:00Z'")
+        import pandas as pd
+
+        try:
+            stamps = [pd.Timestamp(v) for v in value]
+        except ValueError:
+            raise ValueError("expected a list of UTC hour starts like '2025-07-21T20:00:00Z'") from None
+        if any(t.tzinfo is None or t != t.floor("h") for t in stamps):
+            raise ValueError("every hour needs a UTC offset ('Z') and must start on the hour")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite number: {value!r}")
+    if param.unit in ("h", "fraction"):
+        if value < 0:
+            raise ValueError(f"must be >= 0, got {value!r}")
+        return value
+    if param.unit == "kW":
+        return value
+    if isinstance(param.value, int) and not isinstance(param.value, bool):
+        if value != int(value):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        value = int(value)
+        low, high = WHOLE_RANGES.get(param.unit, (1, None))
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be >= {low}, got {value}" if high is None else f"must be {low}..{high}, got {value}")
+        if param.unit == "s" and 3600 % value and value % 3600:
+            raise ValueError(f"{value} s neither divides nor is a multiple of an hour")
+        return value
+    return value
+
+
 def _flatten(method: str, overrides: Mapping[str, Any], where: str) -> dict[tuple[str, str], Any]:
     """PARAMS.json forms: {"lookback_days": 60} (the run's method), {"pjm_high_4_of_5.lookback_days": 60}
     or {"pjm_high_4_of_5": {"lookback_days": 60}}."""
@@ -83,6 +140,11 @@ def _flatten(method: str, overrides: Mapping[str, Any], where: str) -> dict[tupl
                     isinstance(default, (int, float)) and isinstance(value, (int, float))
                     and not isinstance(value, bool)):
                 problems.append(f"{where}: key {m + '.' + name!r}: expected {type(default).__name__}, got {value!r}")
+                continue
+            try:
+                flat[(m, name)] = _checked(known[m][name], value)
+            except ValueError as exc:
+                problems.append(f"{where}: key {m + '.' + name!r}: {exc}")
     if problems:
         raise ValidationFailed(problems[0], []) if len(problems) == 1 else ValidationFailed(
             f"{where}: {len(problems)} problems", problems)

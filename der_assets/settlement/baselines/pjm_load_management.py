@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from der_assets.errors import UserError
+from der_assets.errors import UserError, ValidationFailed
 from der_assets.settlement.baselines import pjm_economic, pjm_match_day, pjm_same_day
 from der_assets.settlement.baselines.common import Computed, EventGrid, event_load, v
 from der_assets.settlement.baselines.matrix import MeterMatrix
@@ -37,15 +37,21 @@ def plc_per_meter(mx: MeterMatrix, event: Event, plc_kw_by_meter, method: str) -
         plc = pd.Series(plc_kw_by_meter, dtype=float).reindex(mx.meter_ids).to_numpy(dtype=float)
         if event.plc_kw is not None:
             plc = np.where(np.isnan(plc), event.plc_kw, plc)
+        if np.isnan(plc).any():
+            lacking = ", ".join(map(str, mx.meter_ids[np.isnan(plc)][:5]))
+            raise ValidationFailed(f"event {event.event_id}: key 'plc_kw': missing, and no PLC for meter(s) {lacking}; "
+                                   f"{method} needs each customer's peak load contribution (kW)", [])
         return plc
     if event.plc_kw is None:
-        raise UserError(f"{method} needs plc_kw in the event (the customer's peak load contribution, kW)")
+        raise ValidationFailed(f"event {event.event_id}: key 'plc_kw': missing; {method} needs the customer's peak "
+                               "load contribution (kW)", [])
     return np.full(len(mx.meter_ids), float(event.plc_kw))
 
 
 def loss_factor(event: Event, method: str) -> float:
     if event.loss_factor is None:
-        raise UserError(f"{method} needs loss_factor in the event (the EDC's loss factor)")
+        raise ValidationFailed(f"event {event.event_id}: key 'loss_factor': missing; {method} needs the EDC's loss "
+                               "factor", [])
     return float(event.loss_factor)
 
 

@@ -8,6 +8,7 @@ iso_reduction_kwh, rate_usd_per_mwh, amount_usd` (amount: + credit, - charge).
   to UTC here, at the edge); a naive time is refused, since it cannot be placed on a DST day.
 - interval_s is a whole number of seconds; the line must sit on its event's grid: inside
   [event start, event end) and a whole number of interval_s from the event start.
+- every line of one event has the same interval_s.
 - iso_baseline_kw and iso_load_kw may be blank (the ISO did not report them); the reduction, rate and
   amount may not.
 
@@ -137,6 +138,7 @@ def parse_statement(content: bytes, *, name: str = "STATEMENT.csv", resources: C
     want_iso = normalize_iso(iso) if iso else None
     out: list[dict[str, object]] = []
     first_seen: dict[tuple, int] = {}
+    event_length: dict[str, tuple[int, int]] = {}  # event_id -> (interval_s, first row)
     for number, cells in enumerate(records[1:], start=2):
         if not any(c.strip() for c in cells):
             continue
@@ -197,6 +199,11 @@ def parse_statement(content: bytes, *, name: str = "STATEMENT.csv", resources: C
             problems.append(f"{name}: row {number}, column interval_start: duplicate line for statement "
                             f"{row['statement_id']!r}, resource {row['resource_id']!r}, event {row['event_id']!r} "
                             f"at {row['interval_start'].isoformat()} (first on row {first_seen[key]})")
+            continue
+        seen = event_length.setdefault(str(row["event_id"]), (row["interval_s"], number))
+        if seen[0] != row["interval_s"]:
+            problems.append(f"{name}: row {number}, column interval_s: {row['interval_s']} s, but event "
+                            f"{row['event_id']!r} has {seen[0]} s lines (row {seen[1]}); one interval length per event")
             continue
         first_seen[key] = number
         out.append(row)
