@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from der_assets.errors import UserError
+from der_assets.inputs import read_input_bytes
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,7 @@ class RawTable:
 def read_table(path: str | Path) -> RawTable:
     """Read a .csv or .xlsx file; other suffixes are refused by name."""
     path = Path(path)
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, not a registry file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
+    content = read_input_bytes(path, "a registry file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         header, rows = _read_csv(path, content)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from der_assets.errors import UserError, ValidationFailed
+from der_assets.errors import ValidationFailed
+from der_assets.inputs import read_input_bytes
 from der_assets.telemetry.schema import CANONICAL_COLUMNS, CHANNELS, INTERVALS_S, QUALITIES, SOURCES
 
 REQUIRED = ("site_id", "device_id", "channel", "interval_start", "interval_s", "value", "quality")
@@ -31,14 +32,7 @@ def read_canonical_csv(path: str | Path, channels: tuple[str, ...] | None = None
     present, received_at NaT, revision 0), so a hand-made file with the core columns reads.
     """
     path = Path(path)
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, not a telemetry file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
+    content = read_input_bytes(path, "a telemetry file")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
