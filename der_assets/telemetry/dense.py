@@ -322,8 +322,8 @@ def _cells(b: RowBlock, where: np.ndarray, interval: np.ndarray, t0: int, t1: in
 
 
 def _resolve_overlaps(blocks, where, interval, t0, t1, value, quality, received) -> None:
-    """Cells reported more than once: the latest belief wins, and a reported value beats a
-    reported gap (complete_grid's rule); among equals, the later payload."""
+    """Cells reported more than once, by complete_grid's rule: a reported value beats a reported gap,
+    a measured value beats an estimate, then the latest belief wins; among equals, the later payload."""
     parts = []
     for b in blocks:
         cells, rows = _cells(b, where, interval, t0, t1)
@@ -333,7 +333,8 @@ def _resolve_overlaps(blocks, where, interval, t0, t1, value, quality, received)
     cells, val, qual, rec, order = (np.concatenate([p[k] for p in parts]) for k in range(5))
     counts = np.bincount(cells, minlength=len(value))
     dup = np.flatnonzero(counts[cells] > 1)
-    by = dup[np.lexsort((order[dup], rec[dup], ~np.isnan(val[dup]), cells[dup]))]
+    direct = qual[dup] != QUALITY_CODE["estimated"]
+    by = dup[np.lexsort((order[dup], rec[dup], direct, ~np.isnan(val[dup]), cells[dup]))]
     last = by[np.r_[cells[by][1:] != cells[by][:-1], True]]
     value[cells[last]] = val[last]
     quality[cells[last]] = qual[last]

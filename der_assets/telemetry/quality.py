@@ -46,12 +46,13 @@ def complete_grid(
     all shows up as a full day of `missing`. believed_at: received_at given to missing rows.
     """
     rows = rows[(rows["interval_start"] >= day_start) & (rows["interval_start"] < day_end)]
-    # overlapping pulls: the latest belief wins, and a reported value beats a reported gap
+    # overlapping pulls: a reported value beats a reported gap, a measured value beats an estimate
+    # (an Enphase gateway's counters differenced across two polls, say), then the latest belief wins
     # (per interval length: a series takes one length, below, and only reports at it fill its cells)
-    rows = (rows.assign(_has=rows["value"].notna())
-            .sort_values(["_has", "received_at"])
+    rows = (rows.assign(_has=rows["value"].notna(), _direct=rows["quality"].astype(str) != "estimated")
+            .sort_values(["_has", "_direct", "received_at"], kind="stable")
             .drop_duplicates(KEY_COLUMNS + ["interval_s"], keep="last")
-            .drop(columns="_has"))
+            .drop(columns=["_has", "_direct"]))
     series = pd.concat([expected[SERIES_KEYS + ["interval_s"]], rows[SERIES_KEYS + ["interval_s"]]])
     series = series.drop_duplicates(SERIES_KEYS, keep="last").reset_index(drop=True)
     frames = []

@@ -129,7 +129,9 @@ def test_openadr_event_to_measured_delivery(tmp_path, monkeypatch):
         _wait(lambda: clock() >= start + pd.Timedelta(minutes=20), "twenty simulated minutes of history")
         refresh_telemetry()  # the SoC the plan starts from
 
-        event_start = (clock() + pd.Timedelta(minutes=12)).ceil("5min")
+        # on the quarter-hour, as ISO events are: Enphase reports batteries in 15-minute buckets, and a
+        # bucket straddling the event start would spread pre-event charging into the event
+        event_start = (clock() + pd.Timedelta(minutes=12)).ceil("15min")
         event_id = asyncio.run(_issue_event(engine, event_start.to_pydatetime(), 15))
         stored = latest(engine, event_id)
         assert (stored.start, stored.end, stored.target_kw) == (event_start, event_start + pd.Timedelta(minutes=15),

@@ -60,6 +60,23 @@ def test_overlapping_pulls_keep_the_latest_belief():
     assert full["value"].tolist() == [0.1, 0.3, 0.1]
 
 
+def test_a_measured_value_beats_a_later_estimate_of_the_same_interval():
+    """A gateway's counters differenced across two polls spread one average over every interval between
+    them: an estimate, which must not replace the cloud's measured bucket even though it arrived later."""
+    starts = pd.date_range(DAY, periods=3, freq="5min")
+    measured = _rows(starts, [0.25, 0.25, 0.25], received="2026-11-01T00:20Z")
+    estimate = _rows(starts[:2], [-0.22, -0.22], received="2026-11-01T00:30Z").assign(quality="estimated")
+    later_only = _rows(starts[2:], [0.4], received="2026-11-01T00:40Z").assign(quality="estimated")
+    full = complete_grid(pd.concat([measured, estimate]), _expected(("S1-PV", "pv_kwh")),
+                         day_start=DAY, day_end=DAY + pd.Timedelta(minutes=15), believed_at=BELIEF)
+    assert full["value"].tolist() == [0.25, 0.25, 0.25] and set(full["quality"]) == {"measured"}
+    # an estimate still fills what nothing measured, and a later measurement still wins among measurements
+    gap = _rows(starts[:2], [0.25, 0.25], received="2026-11-01T00:20Z")
+    full = complete_grid(pd.concat([gap, later_only]), _expected(("S1-PV", "pv_kwh")),
+                         day_start=DAY, day_end=DAY + pd.Timedelta(minutes=15), believed_at=BELIEF)
+    assert full["value"].tolist() == [0.25, 0.25, 0.4] and full["quality"].tolist()[2] == "estimated"
+
+
 def test_spike_above_nameplate_and_stuck_register_are_suspect():
     starts = pd.date_range(DAY, periods=12, freq="5min")
     values = [0.2] * 3 + [5.0] + [0.31, 0.32, 0.33] + [0.4] * 5  # 5 kWh in 5 min is 60 kW from a 7.6 kW inverter
