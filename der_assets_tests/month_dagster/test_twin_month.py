@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from der_assets.defs.capacity.assets import CapacitySettings, capacity_estimate, site_availability
+from der_assets.defs.capacity.assets import (CapacitySettings, capacity_estimate, capacity_inputs_sensor,
+                                             capacity_schedule, site_availability)
 from der_assets.defs.registry.assets import enrollment_package
 from der_assets.defs.resources import ClockResource, WarehouseResource
 from der_assets.defs.settlement.assets import (SettlementSettings, event_baselines, iso_statement,
@@ -110,11 +111,13 @@ def month(tmp_path_factory):
     assert len(ami_days) == 30
     for day in ami_days:
         assert dg.materialize([meter_intervals], partition_key=day, resources=resources, instance=instance).success
-    yield {"engine": engine, "fleet": fleet, "resources": resources, "instance": instance, "tmp": tmp, "hub": hub}
+    yield {"engine": engine, "fleet": fleet, "resources": resources, "instance": instance, "tmp": tmp, "hub": hub,
+           "home": str(tmp / "home")}
     mp.undo()
 
 
-def test_capacity_from_a_month_of_twin_history(month):
+def test_capacity_from_a_month_of_twin_history(month, monkeypatch):
+    monkeypatch.setenv("DER_HOME", month["home"])  # the month's data home, not this test's own
     key = dg.MultiPartitionKey({"iso": "PJM", "delivery_year": "2026-2027"})
     run = dg.materialize([site_availability, capacity_estimate], partition_key=key, resources=month["resources"],
                          instance=month["instance"], raise_on_error=False)
@@ -142,6 +145,21 @@ def test_capacity_from_a_month_of_twin_history(month):
     assert (package["deliverable_p90_kw"] <= package["deliverable_p50_kw"] + 1e-9).all()
 
 
+def test_capacity_reruns_on_new_telemetry_months_and_weekly(month, monkeypatch):
+    monkeypatch.setenv("DER_HOME", month["home"])  # the month's data home, not this test's own
+    """The sensor and the schedule request every enrolled ISO's delivery years that have a rating."""
+    resources, instance = month["resources"], month["instance"]
+    expected = {dg.MultiPartitionKey({"iso": "PJM", "delivery_year": y}) for y in ("2026-2027", "2027-2028")}
+    fired = capacity_inputs_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert {r.partition_key for r in fired.run_requests} == expected  # 2028/29 DR has no shipped rating
+    again = capacity_inputs_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                           cursor=fired.cursor))
+    assert not again.run_requests  # nothing new since
+    context = dg.build_schedule_context(instance=instance, resources=resources,
+                                        scheduled_execution_time=pd.Timestamp("2026-08-03T06:00Z").to_pydatetime())
+    assert {r.partition_key for r in capacity_schedule(context)} == expected
+
+
 def _mean_daily(month) -> float:
     with month["engine"].connect() as conn:
         days = pd.read_sql("SELECT day, SUM(deliverable_kw) AS kw FROM capacity_site_days GROUP BY day", conn)
@@ -160,7 +178,8 @@ def _ours(engine) -> pd.DataFrame:
             .reset_index())
 
 
-def test_month_reconciles_through_the_statement_sensor(month):
+def test_month_reconciles_through_the_statement_sensor(month, monkeypatch):
+    monkeypatch.setenv("DER_HOME", month["home"])  # the month's data home, not this test's own
     engine, resources, instance = month["engine"], month["resources"], month["instance"]
     assert dg.materialize([event_baselines], partition_key=MONTH, resources=resources, instance=instance).success
     ours = _ours(engine)

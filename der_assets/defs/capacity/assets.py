@@ -30,7 +30,7 @@ from der_assets.warehouse.bulk import bulk_insert
 from der_assets.warehouse.queries import command_history, interval_rows
 from der_assets.warehouse.schema import capacity_estimates, capacity_site_days
 
-ISOS = ["PJM", "NYISO", "ISONE"]
+ISOS = ["ISONE", "NYISO", "PJM"]  # sorted, as enrollment_package's ISO partitions: one dimension, one definition
 DELIVERY_YEARS = ["2026-2027", "2027-2028", "2028-2029"]
 capacity_partitions = dg.MultiPartitionsDefinition({
     "iso": dg.StaticPartitionsDefinition(ISOS),
