@@ -86,10 +86,13 @@ def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: p
     # meters in sorted order, whatever order the rows came in; a meter with no row in the span
     # keeps its (all-NaN) row, so it is reported as missing rather than dropped
     order = np.argsort(np.asarray(uniques).astype(str), kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    codes = rank[codes]
+    if not (order == np.arange(len(order))).all():  # rows sorted by meter already give sorted codes
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = rank[codes]
     uniques = np.asarray(uniques, dtype=object)[order]
+    if keep is not None and keep.all():
+        keep = None  # nothing outside the span: no copies
     if keep is not None:
         t_ns, interval_s, kwh, codes = t_ns[keep], interval_s[keep], kwh[keep], codes[keep]
     if len(t_ns) == 0:
