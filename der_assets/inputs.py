@@ -18,3 +18,13 @@ def read_input_bytes(path: str | Path, what: str) -> bytes:
         raise UserError(f"{path}: is a directory, not {what}") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def require_file(path: str | Path) -> Path:
+    """The path, if it is a file; else one line saying what it is instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a file")
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    return path

@@ -15,6 +15,7 @@ import click
 
 from der_assets.cli.base import cli
 from der_assets.errors import UserError, ValidationFailed
+from der_assets.inputs import require_file
 
 METHOD_NAMES = ("pjm_high_4_of_5", "pjm_same_day_3_2", "pjm_match_day", "pjm_fsl", "pjm_gld", "nyiso_average_day",
                 "nyiso_acl", "isone_mean_10_of_10")
@@ -24,8 +25,7 @@ def read_params(path: Path | None) -> dict:
     """PARAMS.json: an object of overrides (see docs/baselines.md)."""
     if path is None:
         return {}
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    require_file(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -11,6 +11,7 @@ import click
 
 from der_assets.cli.base import cli
 from der_assets.errors import UserError, ValidationFailed
+from der_assets.inputs import require_file
 
 _CONTRACT = "DESIGN.md capacity contract default"
 
@@ -52,8 +53,7 @@ def _read_registry(path: Path):
     from der_assets.registry.store import parsed_registry
     from der_assets.registry.validation import parse_registry
 
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    require_file(path)
     try:
         return parsed_registry(parse_registry(read_table(path)))
     except ValidationFailed as exc:
@@ -65,8 +65,7 @@ def _read_registry(path: Path):
 def _read_commands(path: Path):
     import pandas as pd
 
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    require_file(path)
     try:
         c = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

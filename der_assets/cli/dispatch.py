@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from der_assets.cli.base import cli
-from der_assets.errors import UserError, ValidationFailed
+from der_assets.errors import ValidationFailed
+from der_assets.inputs import require_file
 
 
 @cli.group()
@@ -27,8 +28,7 @@ def dispatch_plan(fleet_path: Path, forecast_path: Path, instruction_path: Path,
     from der_assets.dispatch.errors import DispatchInputError
 
     for path in (fleet_path, forecast_path, instruction_path):
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
+        require_file(path)
     try:
         summary = plan_from_files(fleet_path, forecast_path, instruction_path, out)
     except DispatchInputError as exc:

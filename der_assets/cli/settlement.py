@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from der_assets.cli.base import cli, engine_for, url_option
-from der_assets.errors import UserError, ValidationFailed
+from der_assets.errors import ValidationFailed
+from der_assets.inputs import require_file
 
 _file = click.Path(path_type=Path)
 
@@ -50,8 +51,7 @@ def settle(iso: str, statement_path: Path, meter_path: Path, events_path: Path, 
     from der_assets.settlement.statements.template import parse_statement
 
     for path in (statement_path, meter_path, events_path, registry_path):
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
+        require_file(path)
     registry = parsed_registry(parse_registry(read_table(registry_path)))
     events = [e for e in read_events(events_path) if iso_key(e.iso) == iso_key(iso)]
     sites = site_table(registry)

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from der_assets.errors import UserError, ValidationFailed
+from der_assets.errors import ValidationFailed
+from der_assets.inputs import require_file
 
 REQUIRED_KEYS = ("event_id", "iso", "start", "end", "timezone")
 OPTIONAL_KEYS = ("notified_at", "other_event_days", "plc_kw", "loss_factor", "rate_usd_per_mwh", "method")
@@ -153,8 +154,7 @@ def event_from_dict(obj: Any, where: str, *, require_method: bool = False) -> Ev
 
 def _load_json(path: Path) -> Any:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    require_file(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:

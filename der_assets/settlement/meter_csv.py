@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from der_assets.errors import UserError, ValidationFailed
+from der_assets.errors import ValidationFailed
+from der_assets.inputs import require_file
 
 COLUMNS = ("meter_id", "interval_start", "interval_s", "grid_kwh")
 MAX_PROBLEMS = 200
@@ -30,8 +31,7 @@ def read_meter_csv(path: str | Path) -> pd.DataFrame:
     Raises ValidationFailed with one line per problem, each naming file, row and column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    require_file(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     except UnicodeDecodeError:

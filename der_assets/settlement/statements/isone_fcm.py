@@ -22,14 +22,13 @@ and Subaccount ART Monthly Payment = the sum of their ART Payment.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from der_assets.errors import ValidationFailed
+from der_assets.settlement.statements.records import csv_records
 
 NUMERIC_KINDS = {"Number", "$", "MW"}
 TOLERANCE_USD = 0.01
@@ -64,11 +63,7 @@ def parse_fcm_report(content: bytes, *, name: str = "fcm_supply_credit.csv") -> 
     def fail(message: str) -> None:
         raise ValidationFailed(f"{name}: {message}", [])
 
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        fail("row 1: not UTF-8 text")
-    records = list(csv.reader(io.StringIO(text, newline="")))
+    records = csv_records(content, name)
     comments: list[str] = []
     pending_names: list[str] | None = None
     current: tuple[str, list[str], list[str]] | None = None

@@ -24,8 +24,6 @@ UNVERIFIED (marked on every output that relies on it):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from der_assets.errors import ValidationFailed
+from der_assets.settlement.statements.records import csv_records
 
 HEADER_FIELDS = ("REPORT NAME", "CUSTOMER ACCOUNT", "CUSTOMER CODE", "CUSTOMER ID", "FINAL BILLING STATEMENT ISSUED",
                  "BILLING PERIOD START DATE", "BILLING PERIOD END DATE", "INVOICE NUMBER", "INVOICE DUE DATE")
@@ -85,11 +84,7 @@ def parse_billing(content: bytes, *, name: str = "billing.csv") -> BillingStatem
     def fail(message: str) -> None:
         raise ValidationFailed(f"{name}: {message}", [])
 
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        fail("row 1: not UTF-8 text")
-    records = list(csv.reader(io.StringIO(text, newline="")))
+    records = csv_records(content, name)
     if len(records) < 11:
         fail(f"row {len(records) + 1}: too short for a PJM billing statement (9 header rows, a blank, a column header)")
     header: dict[str, str] = {}
