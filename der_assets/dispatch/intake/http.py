@@ -9,8 +9,12 @@ must be presented; comparisons are constant-time. An app with neither secret con
 refuses to build rather than run open.
 
 Responses are one-line JSON: 201 {"outcome": new|modified|cancelled, ...}; 200 for duplicate or
-stale; 400 {"error", "field"} for a malformed or impossible instruction; 409 for the same
-(instruction_id, modification) with a different schedule; 401; 413 for an oversized body.
+stale; 400 {"error", "field"} for a malformed or impossible instruction (an unknown resource
+among them); 409 for the same (instruction_id, modification) with a different schedule; 401;
+413 for an oversized body.
+
+``GET /health`` (no credentials, nothing secret in it) answers 200 {"status": "ok", ...} when
+the warehouse answers and 503 when it does not, with the running intake's component health.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -74,11 +79,17 @@ def build_app(
     bearer_token: str | None,
     resource_ids: Collection[str] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    health: Callable[[], dict] | None = None,
 ) -> Starlette:
-    """The webhook app; ``resource_ids``, when given, is the list of resources we accept instructions for."""
+    """The webhook app.
+
+    ``resource_ids``, when given, is what we accept instructions for; it is consulted on every
+    request, so a live collection (``intake.resources.RegistryResources``) follows the registry.
+    ``health`` adds the running service's component lines to ``GET /health``.
+    """
     if not hmac_secret and not bearer_token:
         raise ValueError("the instruction webhook needs hmac_secret or bearer_token; it never runs unauthenticated")
-    resources = frozenset(resource_ids) if resource_ids is not None else None
+    resources = resource_ids
 
     async def post_instruction(request: Request) -> JSONResponse:
         received_at = dt.datetime.now(dt.timezone.utc)
@@ -89,6 +100,8 @@ def build_app(
         if len(body) > max_body_bytes:
             return _error(413, f"body over {max_body_bytes} bytes")
         if not _authorized(request, body, hmac_secret, bearer_token):
+            client = request.client.host if request.client else "?"
+            log.warning("webhook refused unauthenticated POST /instructions from %s (%d bytes)", client, len(body))
             return JSONResponse({"error": "missing or invalid credentials"}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="der-instructions"'})
         return await run_in_threadpool(_intake, body, received_at)
@@ -101,17 +114,34 @@ def build_app(
                                          received_at=received_at, cancelled=cancelled)
         except InstructionConflict as exc:
             mark(engine, landed.payload_id, "quarantined", str(exc))
+            log.warning("webhook conflict: %s", exc)
             return _error(409, str(exc), exc.field)
         except DispatchInputError as exc:
             mark(engine, landed.payload_id, "quarantined", str(exc))
+            log.warning("webhook rejected: %s", exc)
             return _error(400, str(exc), exc.field)
         mark(engine, landed.payload_id, "parsed")
-        log.info("instruction %s modification %s via http: %s", instruction.instruction_id,
-                 instruction.modification, outcome.value)
+        log.info("webhook instruction=%s modification=%s resource=%s outcome=%s", instruction.instruction_id,
+                 instruction.modification, instruction.resource_id, outcome.value)
         return JSONResponse(
             {"outcome": outcome.value, "instruction_id": instruction.instruction_id,
              "modification": instruction.modification, "raw_sha256": landed.sha256},
             status_code=201 if outcome in _CREATED else 200,
         )
 
-    return Starlette(routes=[Route("/instructions", post_instruction, methods=["POST"])])
+    def _health() -> JSONResponse:
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            warehouse, status = "ok", 200
+        except sa.exc.SQLAlchemyError as exc:
+            warehouse, status = f"unreachable: {type(exc).__name__}", 503
+        extra = health() if health is not None else {}
+        return JSONResponse({"status": "ok" if status == 200 else "degraded", "warehouse": warehouse, **extra},
+                            status_code=status)
+
+    async def get_health(request: Request) -> JSONResponse:
+        return await run_in_threadpool(_health)
+
+    return Starlette(routes=[Route("/instructions", post_instruction, methods=["POST"]),
+                             Route("/health", get_health, methods=["GET"])])

@@ -53,10 +53,12 @@ def ingest_inbox(engine: Engine, folder: str | Path, *, resource_ids: Collection
             mark(engine, landed.payload_id, "quarantined", str(exc))
             moved = _move(path, folder / "rejected")
             moved.with_name(moved.name + ".error.txt").write_text(str(exc).replace("\n", " ") + "\n")
-            log.warning("rejected %s: %s", path.name, exc)
+            log.warning("inbox file=%s rejected: %s", path.name, exc)
             outcomes.append(Outcome.REJECTED)
             continue
         mark(engine, landed.payload_id, "parsed")
         _move(path, folder / "done")
+        log.info("inbox file=%s instruction=%s modification=%s resource=%s outcome=%s", path.name,
+                 instruction.instruction_id, instruction.modification, instruction.resource_id, outcome.value)
         outcomes.append(outcome)
     return outcomes

@@ -43,7 +43,7 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import reduce
 
 from sqlalchemy.engine import Engine
@@ -51,7 +51,7 @@ from sqlalchemy.engine import Engine
 from der_assets.connectors.landing import LandedPayload, land, mark
 from der_assets.dispatch.contract import Instruction, parse_instruction
 from der_assets.dispatch.errors import DispatchInputError
-from der_assets.dispatch.intake.store import record_instruction
+from der_assets.dispatch.intake.store import check_storable, record_instruction
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,9 @@ class InstructionVEN:
     ``run()`` registers with the VTN and starts polling at the VTN's requested frequency;
     ``stop()`` ends it. ``results`` lists (event_id, modification, outcome or error) in
     arrival order, for logs and tests. The opt response is optIn for a recorded instruction
-    (a capacity resource is obliged to perform) and optOut for one we could not understand.
+    (a capacity resource is obliged to perform) and optOut for one we could not understand
+    or whose resource is not in ``resource_ids`` (when given). ``last_reply_at`` is when the
+    VTN last answered with a valid message (a poll included), for the intake's health line.
     """
 
     def __init__(
@@ -219,6 +221,7 @@ class InstructionVEN:
         iso: str,
         resource_id: str | None = None,
         simple_levels_kw: Mapping[int, float] | None = None,
+        resource_ids: Collection[str] | None = None,
         **client_options,
     ):
         from openleadr import OpenADRClient  # optional dependency: only the VEN needs it
@@ -226,6 +229,8 @@ class InstructionVEN:
         self.engine = engine
         self.iso = iso
         self.resource_id = resource_id
+        self.resource_ids = resource_ids
+        self.last_reply_at: dt.datetime | None = None
         self.simple_levels_kw = dict(simple_levels_kw) if simple_levels_kw is not None else None
         self.results: list[tuple[str, int, str]] = []
         self._xml: LandedPayload | None = None
@@ -247,6 +252,7 @@ class InstructionVEN:
     # hooks run synchronously inside openleadr's request, so the two below see the same message
     def _land_xml(self, content: str) -> None:
         self._xml = None
+        self.last_reply_at = dt.datetime.now(dt.timezone.utc)
         if "oadrDistributeEvent" not in content:
             return
         raw = content.encode("utf-8")
@@ -280,16 +286,19 @@ class InstructionVEN:
                 return "optIn"
             instruction = instruction_from_event(event, iso=self.iso, resource_id=self.resource_id,
                                                  simple_levels_kw=self.simple_levels_kw)
+            if self.resource_ids is not None:
+                await asyncio.to_thread(check_storable, instruction, source=SOURCE, resource_ids=self.resource_ids)
             outcome = await asyncio.to_thread(record_instruction, self.engine, instruction, channel="openadr",
                                               raw=raw, received_at=received_at, cancelled=event_cancelled(event))
         except DispatchInputError as exc:
             self._quarantined.add(payload.payload_id)
             await asyncio.to_thread(mark, self.engine, payload.payload_id, "quarantined", str(exc))
-            log.error("OpenADR event %s modification %s rejected: %s", *key, exc)
+            log.error("openadr event=%s modification=%s rejected: %s", *key, exc)
             self.results.append((*key, f"rejected: {exc}"))
             return "optOut"
         if payload.payload_id not in self._quarantined:
             await asyncio.to_thread(mark, self.engine, payload.payload_id, "parsed")
-        log.info("OpenADR event %s modification %s: %s", *key, outcome.value)
+        log.info("openadr event=%s modification=%s resource=%s outcome=%s", *key, instruction.resource_id,
+                 outcome.value)
         self.results.append((*key, outcome.value))
         return "optIn"

@@ -41,7 +41,7 @@ from der_assets.dispatch.contract import Instruction, parse_instruction
 from der_assets.dispatch.errors import DispatchInputError
 from der_assets.warehouse.schema import dispatch_instructions as T
 
-CHANNELS = ("openadr", "http", "inbox")
+CHANNELS = ("openadr", "http", "inbox", "cli")
 _UTC = dt.timezone.utc
 # Namespace for the per-instruction PostgreSQL advisory lock (engine.py uses 724201).
 _PG_LOCK_NAMESPACE = 724202
@@ -122,7 +122,20 @@ def check_storable(instruction: Instruction, *, source: str, resource_ids: Colle
         if len(value) > limit:
             raise DispatchInputError(source, f"is {len(value)} characters; at most {limit} are stored", field=field)
     if resource_ids is not None and instruction.resource_id not in resource_ids:
-        raise DispatchInputError(source, f"{instruction.resource_id!r} is not a configured resource", field="resource_id")
+        raise DispatchInputError(source, unknown_resource(instruction.resource_id, resource_ids), field="resource_id")
+
+
+MAX_KNOWN_SHOWN = 20
+
+
+def unknown_resource(resource_id: str, known: Collection[str]) -> str:
+    """The reason an instruction for an unregistered resource is refused, naming what is registered."""
+    names = sorted(known)
+    if not names:
+        return f"resource {resource_id} is not in the registry; the registry has no sites (der registry import FILE)"
+    shown = ", ".join(names[:MAX_KNOWN_SHOWN])
+    more = f" and {len(names) - MAX_KNOWN_SHOWN} more" if len(names) > MAX_KNOWN_SHOWN else ""
+    return f"resource {resource_id} is not in the registry; known: {shown}{more}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,6 +338,22 @@ def latest(engine: Engine, instruction_id: str) -> StoredInstruction | None:
         row = conn.execute(sa.select(T).where(T.c.instruction_id == instruction_id)
                            .order_by(T.c.modification.desc()).limit(1)).first()
     return _row(row) if row is not None else None
+
+
+def current(engine: Engine, *, status: str | None = None, limit: int | None = None) -> list[StoredInstruction]:
+    """The current row (highest modification) of every instruction, most recently received first;
+    ``status`` keeps only those whose current row has it (active or cancelled)."""
+    newest = (sa.select(T.c.instruction_id, sa.func.max(T.c.modification).label("modification"))
+              .group_by(T.c.instruction_id).subquery())
+    query = (sa.select(T).join(newest, (T.c.instruction_id == newest.c.instruction_id)
+                               & (T.c.modification == newest.c.modification))
+             .order_by(T.c.received_at.desc(), T.c.instruction_id))
+    if status is not None:
+        query = query.where(T.c.status == status)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [_row(r) for r in conn.execute(query)]
 
 
 def history(engine: Engine, instruction_id: str) -> list[StoredInstruction]:
