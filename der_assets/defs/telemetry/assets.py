@@ -9,6 +9,7 @@ table of what failed.
 import dagster as dg
 import pandas as pd
 
+from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import WarehouseResource
 from der_assets.defs.telemetry.partitions import VENDOR_SOURCES, daily
 from der_assets.defs.telemetry.store import day_bounds, landed_for_day, read_day, write_day
@@ -95,8 +96,20 @@ def interval_telemetry(context: dg.AssetExecutionContext, warehouse: WarehouseRe
               origin="interval_telemetry", quarantined=result.quarantined, parsed_ids=result.parsed_ids)
     stats = result.stats()
     context.log.info(f"{context.partition_key}: {len(payloads)} payloads, {stats}")
-    yield dg.MaterializeResult(metadata={"dagster/row_count": stats["rows"], "payloads": len(payloads), **stats})
+    yield dg.MaterializeResult(metadata={"dagster/row_count": stats["rows"], "payloads": len(payloads), **stats,
+                                         **_fleet_day_plot(context, result.rows, registry, day_start)})
     yield from _quality_checks(context.asset_key, result, result.rows)
+
+
+def _fleet_day_plot(context, rows: pd.DataFrame, registry: pd.DataFrame, day_start: pd.Timestamp) -> dict:
+    """The fleet-day panel (PV, load, battery, grid kW, SoC, gaps shaded) as metadata; intervals not yet ended
+    are not shaded."""
+    from der_assets.telemetry.plot import fleet_timezone, plot_fleet_day
+
+    plot = plot_fleet_day(rows, day_start, timezone=fleet_timezone(registry), until=pd.Timestamp.now(tz="UTC"))
+    return {**plot_metadata("fleet_day", plot.png, asset="interval_telemetry", partition=context.partition_key,
+                            alt=f"fleet day {context.partition_key}"),
+            "fleet_day_shaded_intervals": int(plot.series["shaded"].sum())}
 
 
 @dg.asset(
