@@ -1,10 +1,25 @@
-"""The `der` group and what every domain's commands share."""
+"""The `der` group and what every domain's commands share.
+
+Every module of this package is imported whenever `der` starts, to register its commands, so
+at module top level they import only the standard library, click, this module,
+der_assets.config and der_assets.errors; the domain packages (pandas, SQLAlchemy, dagster)
+are imported inside the command functions, after the cheap checks of their arguments, so that
+`der --help` and a mistyped path answer at once (benchmarks/cli_startup.py measures it).
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from der_assets import config
+from der_assets.inputs import require_file  # noqa: F401  (stdlib only; re-exported for the command modules)
+
+PROGRESS_OFF_ENV = "DER_NO_PROGRESS"
 
 url_option = click.option("--url", envvar=config.WAREHOUSE_URL_ENV, default=None,
                           help="Warehouse SQLAlchemy URL (default: $DER_WAREHOUSE_URL, else SQLite in $DER_HOME).")
@@ -17,6 +32,57 @@ def engine_for(url: str | None):
     return connect_warehouse(url or config.warehouse_url())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """der_assets: run a DER fleet as one ISO capacity resource."""
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Architecture, file contracts and where each is implemented: docs/design.md.")
+@click.option("-q", "--quiet", is_flag=True,
+              help=f"No progress bars (also ${PROGRESS_OFF_ENV}=1 or $NO_COLOR). They are drawn on stderr only, "
+                   "and only when it is a terminal.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
+    """der_assets: run a DER fleet as one ISO capacity resource.
+
+    Each command reads and writes the files described in docs/design.md ("File contracts").
+    """
+    ctx.ensure_object(dict)["quiet"] = quiet
+
+
+def progress_enabled() -> bool:
+    """Progress is for a person at a terminal: never on a pipe or a file, never with --quiet."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and (ctx.find_root().obj or {}).get("quiet"):
+        return False
+    if os.environ.get(PROGRESS_OFF_ENV, "") not in ("", "0") or os.environ.get("NO_COLOR", ""):
+        return False
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
+class Steps:
+    """A command's progress as steps: phases ("reading the telemetry") or items (one per file).
+
+    `step(name)` finishes the step before it and shows `name` as the one under way. Without a
+    terminal every call does nothing, so commands call it unconditionally.
+    """
+
+    def __init__(self, bar=None, task=None):
+        self._bar, self._task = bar, task
+        self._under_way = False
+
+    def step(self, name: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=name, advance=1 if self._under_way else 0)
+        self._under_way = True
+
+
+@contextmanager
+def progress(total: int) -> Iterator[Steps]:
+    """A bar on stderr for `total` steps, cleared when the command ends (see `Steps`)."""
+    if not progress_enabled():
+        yield Steps()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(file=sys.stderr), transient=True, redirect_stdout=False) as bar:
+        yield Steps(bar, bar.add_task("", total=total))

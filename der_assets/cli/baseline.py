@@ -1,4 +1,4 @@
-"""`der baseline`: an ISO customer baseline for one event from meter rows (contract in DESIGN.md).
+"""`der baseline`: an ISO customer baseline for one event from meter rows (contract in docs/design.md).
 
 stdout is CSV: meter_id, interval_start, interval_s, baseline_kw, load_kw, reduction_kw (UTC,
 kW; an empty cell where the meter data does not allow a value). Every unverified rule parameter
@@ -13,9 +13,8 @@ from pathlib import Path
 
 import click
 
-from der_assets.cli.base import cli
+from der_assets.cli.base import cli, progress, require_file
 from der_assets.errors import UserError, ValidationFailed
-from der_assets.inputs import require_file
 
 METHOD_NAMES = ("pjm_high_4_of_5", "pjm_same_day_3_2", "pjm_match_day", "pjm_fsl", "pjm_gld", "nyiso_average_day",
                 "nyiso_acl", "isone_mean_10_of_10")
@@ -51,27 +50,36 @@ def frame_csv(frame) -> str:
               help="PARAMS.json: rule parameter overrides.")
 def baseline(method: str, meter_path: Path, event_path: Path, params_path: Path | None) -> None:
     """Baseline, load and reduction per meter and event interval, as CSV on stdout."""
-    from der_assets.settlement.baselines import compute_baseline, method_params
-    from der_assets.settlement.events import read_event
-    from der_assets.settlement.meter_csv import read_meter_csv
+    for path in (event_path, meter_path, params_path):
+        if path is not None:
+            require_file(path)
+    with progress(4) as bar:
+        bar.step("starting")
+        from der_assets.settlement.baselines import compute_baseline, method_params
+        from der_assets.settlement.events import read_event
+        from der_assets.settlement.meter_csv import read_meter_csv
 
-    event = read_event(event_path)
-    overrides = read_params(params_path)
-    where = str(params_path or "PARAMS.json")
-    params = method_params(method, overrides, where=where)  # a bad PARAMS.json fails before the meter is read
-    needed = ()
-    if method == "pjm_fsl" or (method == "pjm_gld" and params["plc_cap"].value):
-        needed = ("plc_kw", "loss_factor")
-    elif method == "pjm_gld":
-        needed = ("loss_factor",)
-    for key in needed:
-        if getattr(event, key) is None:
-            raise ValidationFailed(f"{event_path}: key {key!r}: missing; {method} needs it", [])
-    meter = read_meter_csv(meter_path)
-    result = compute_baseline(method, meter, event, overrides, params_source=where)
+        event = read_event(event_path)
+        overrides = read_params(params_path)
+        where = str(params_path or "PARAMS.json")
+        params = method_params(method, overrides, where=where)  # a bad PARAMS.json fails before the meter is read
+        needed = ()
+        if method == "pjm_fsl" or (method == "pjm_gld" and params["plc_cap"].value):
+            needed = ("plc_kw", "loss_factor")
+        elif method == "pjm_gld":
+            needed = ("loss_factor",)
+        for key in needed:
+            if getattr(event, key) is None:
+                raise ValidationFailed(f"{event_path}: key {key!r}: missing; {method} needs it", [])
+        bar.step(f"reading {meter_path.name}")
+        meter = read_meter_csv(meter_path)
+        bar.step(f"computing {method}")
+        result = compute_baseline(method, meter, event, overrides, params_source=where)
+        bar.step("writing CSV")
+        text = frame_csv(result.frame)
     for line in result.warnings:
         click.echo(line, err=True)
-    sys.stdout.write(frame_csv(result.frame))
+    sys.stdout.write(text)
 
 
 @cli.command("baseline-accuracy")
@@ -88,9 +96,6 @@ def baseline_accuracy_cmd(meter_path: Path, timezone: str, window: str, iso: str
     import datetime as dt
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from der_assets.settlement.accuracy import baseline_accuracy, recommend
-    from der_assets.settlement.meter_csv import read_meter_csv
-
     try:
         ZoneInfo(timezone)
         a, b = (int(x) for x in window.split("-"))
@@ -99,6 +104,15 @@ def baseline_accuracy_cmd(meter_path: Path, timezone: str, window: str, iso: str
         raise UserError(f"bad --timezone {timezone!r}, --window {window!r} or --event-day {event_days!r}") from None
     if not 0 <= a < b <= 23:
         raise UserError(f"--window {window!r}: need 0 <= START < END <= 23")
-    acc = baseline_accuracy(read_meter_csv(meter_path), timezone=timezone, window_h=(a, b), iso=iso, event_days=days)
+    require_file(meter_path)
+    with progress(3) as bar:
+        bar.step("starting")
+        from der_assets.settlement.accuracy import baseline_accuracy, recommend
+        from der_assets.settlement.meter_csv import read_meter_csv
+
+        bar.step(f"reading {meter_path.name}")
+        meter = read_meter_csv(meter_path)
+        bar.step("scoring every candidate baseline on non-event days")
+        acc = baseline_accuracy(meter, timezone=timezone, window_h=(a, b), iso=iso, event_days=days)
     out = recommend(acc) if show_recommendation else acc
     sys.stdout.write(out.to_csv(index=False, float_format="%.3f", lineterminator="\n"))

@@ -1,4 +1,4 @@
-"""`der capacity estimate`: deliverable, accredited capacity and penalty risk (DESIGN.md "Capacity contract")."""
+"""`der capacity estimate`: deliverable, accredited capacity and penalty risk (docs/design.md, "Capacity")."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from pathlib import Path
 
 import click
 
-from der_assets.cli.base import cli
+from der_assets.cli.base import cli, progress, require_file
 from der_assets.errors import UserError, ValidationFailed
-from der_assets.inputs import require_file
 
-_CONTRACT = "DESIGN.md capacity contract default"
+_CONTRACT = "the capacity contract's default (docs/design.md)"
 
 
 @cli.group()
@@ -101,7 +100,7 @@ def _read_commands(path: Path):
 @click.option("--months", default="6-9", show_default=True,
               help=f"Sample months (local), a month or a range. Default: {_CONTRACT}; June-September is the "
                    "summer peak season a screening estimate looks at (not an ISO rule).")
-@click.option("--weekdays", is_flag=True, help="Sample weekdays only (default: all days, DESIGN.md capacity contract).")
+@click.option("--weekdays", is_flag=True, help="Sample weekdays only (default: all days, the capacity contract in docs/design.md).")
 @click.option("--window-start", default="15:00", show_default=True,
               help=f"Window start, each site's local time. Default: {_CONTRACT}; a screening choice, not an ISO "
                    "window (PJM removed DR availability windows from 2027/28, RTO Insider ?p=99047).")
@@ -136,30 +135,41 @@ def capacity_estimate(registry_path: Path, telemetry_path: Path, iso: str, deliv
                       penalty_usd_mwh: float | None, event_hours: float | None, class_rating: float | None,
                       efficiency: float, commands_path: Path | None, out: Path | None) -> None:
     """Estimate deliverable P50/P90, accredited capacity and penalty risk; print the summary JSON."""
-    from der_assets.capacity import CapacityInputError, EstimateParams, estimate_capacity, write_outputs
-    from der_assets.telemetry.canonical_csv import read_canonical_csv
+    sample_months, start = _months(months), _time(window_start)  # cheap checks before any import
+    for path in (registry_path, telemetry_path, commands_path):
+        if path is not None:
+            require_file(path)
+    with progress(6 if out is not None else 5) as bar:
+        bar.step("starting")
+        from der_assets.capacity import CapacityInputError, EstimateParams, estimate_capacity, write_outputs
+        from der_assets.telemetry.canonical_csv import read_canonical_csv
 
-    params = EstimateParams(
-        iso=iso, delivery_year=delivery_year, accreditation_class=accreditation_class, locality=locality,
-        months=_months(months), weekdays_only=weekdays, window_start=_time(window_start), duration_h=duration_h,
-        efficiency=efficiency, commit_kw=commit_kw, risk=risk, capacity_price_usd_mw_day=capacity_price_usd_mw_day,
-        penalty_usd_mwh=penalty_usd_mwh, event_hours=event_hours, class_rating=class_rating)
-    try:
-        # the accreditation inputs first: a missing rating fails before reading large files
-        from der_assets.capacity import accreditation as acc
+        params = EstimateParams(
+            iso=iso, delivery_year=delivery_year, accreditation_class=accreditation_class, locality=locality,
+            months=sample_months, weekdays_only=weekdays, window_start=start, duration_h=duration_h,
+            efficiency=efficiency, commit_kw=commit_kw, risk=risk, capacity_price_usd_mw_day=capacity_price_usd_mw_day,
+            penalty_usd_mwh=penalty_usd_mwh, event_hours=event_hours, class_rating=class_rating)
+        try:
+            # the accreditation inputs first: a missing rating fails before reading large files
+            from der_assets.capacity import accreditation as acc
 
-        acc.class_rating(iso, delivery_year, accreditation_class, locality, class_rating)
-        registry = _read_registry(registry_path)
-        telemetry = read_canonical_csv(telemetry_path)
-        commands = _read_commands(commands_path) if commands_path is not None else None
-        estimate = estimate_capacity(registry, telemetry, params, commands)
-    except CapacityInputError as exc:
-        raise ValidationFailed(str(exc), []) from None
+            acc.class_rating(iso, delivery_year, accreditation_class, locality, class_rating)
+            bar.step(f"reading {registry_path.name}")
+            registry = _read_registry(registry_path)
+            bar.step(f"reading {telemetry_path.name}")
+            telemetry = read_canonical_csv(telemetry_path)
+            bar.step(f"reading {commands_path.name}" if commands_path is not None else "reading")
+            commands = _read_commands(commands_path) if commands_path is not None else None
+            bar.step("estimating")
+            estimate = estimate_capacity(registry, telemetry, params, commands)
+        except CapacityInputError as exc:
+            raise ValidationFailed(str(exc), []) from None
+        if out is not None:
+            bar.step(f"writing {out}")
+            try:
+                write_outputs(estimate, out)
+            except OSError as exc:
+                raise UserError(f"{out}: cannot write ({exc.strerror})") from None
     for warning in estimate.warnings:
         click.echo(f"der: warning: {warning}", err=True)
-    if out is not None:
-        try:
-            write_outputs(estimate, out)
-        except OSError as exc:
-            raise UserError(f"{out}: cannot write ({exc.strerror})") from None
     click.echo(json.dumps(estimate.summary))

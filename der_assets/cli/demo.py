@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from der_assets.cli.base import cli
+from der_assets.cli.base import cli, progress
 
 
 @cli.group()
@@ -20,9 +20,13 @@ def demo() -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo_fleet_cmd(out: Path, sites: int, seed: int) -> None:
     """Write the demo fleet as an importable registry file."""
-    from der_assets.registry.demo import demo_fleet
-    from der_assets.registry.files import write_registry_file
+    with progress(3) as bar:
+        bar.step("starting")
+        from der_assets.registry.demo import demo_fleet
+        from der_assets.registry.files import write_registry_file
 
-    fleet = demo_fleet(sites, seed)
-    write_registry_file(fleet, out)
+        bar.step(f"drawing {sites} sites")
+        fleet = demo_fleet(sites, seed)
+        bar.step(f"writing {out.name}")
+        write_registry_file(fleet, out)
     click.echo(f"wrote {sites} sites ({len(fleet)} devices) to {out}")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from der_assets.cli.base import cli
+from der_assets.cli.base import cli, require_file
 from der_assets.errors import ValidationFailed
-from der_assets.inputs import require_file
 
 
 @cli.group()
@@ -23,12 +22,12 @@ def dispatch() -> None:
 @click.option("--instruction", "instruction_path", type=click.Path(path_type=Path), required=True, help="instruction.json.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write plan.csv here.")
 def dispatch_plan(fleet_path: Path, forecast_path: Path, instruction_path: Path, out: Path | None) -> None:
-    """Plan setpoints for one instruction (file contract in DESIGN.md); print the summary JSON."""
+    """Plan setpoints for one instruction (file contract in docs/design.md); print the summary JSON."""
+    for path in (fleet_path, forecast_path, instruction_path):
+        require_file(path)
     from der_assets.dispatch.contract import plan_from_files
     from der_assets.dispatch.errors import DispatchInputError
 
-    for path in (fleet_path, forecast_path, instruction_path):
-        require_file(path)
     try:
         summary = plan_from_files(fleet_path, forecast_path, instruction_path, out)
     except DispatchInputError as exc:

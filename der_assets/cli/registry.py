@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from der_assets.cli.base import cli, engine_for as _engine, url_option
+from der_assets.cli.base import cli, engine_for as _engine, progress, require_file, url_option
 from der_assets.errors import UserError, ValidationFailed
 
 
@@ -21,9 +21,13 @@ def registry() -> None:
 @url_option
 def registry_import(file: Path, dry_run: bool, url: str | None) -> None:
     """Import a registry CSV or XLSX file: all rows or none."""
-    from der_assets.registry.service import import_registry_file
+    require_file(file)  # before the registry code loads: a mistyped path answers at once
+    with progress(4) as bar:
+        bar.step("starting")
+        from der_assets.registry.service import import_registry_file
 
-    summary = import_registry_file(_engine(url), file, dry_run=dry_run)
+        summary = import_registry_file(_engine(url), file, dry_run=dry_run,
+                                       on_phase=lambda name: bar.step(f"{name} {file.name}"))
     verb = "would write" if dry_run else "wrote"
     created = ", ".join(f"{n} {e}s" for e, n in summary.created.items() if n) or "nothing new"
     changed = ", ".join(f"{n} {e}s" for e, n in summary.changed.items() if n) or "nothing"

@@ -1,4 +1,4 @@
-"""`der settle`: reconcile an ISO statement against the meters (contract in DESIGN.md)."""
+"""`der settle`: reconcile an ISO statement against the meters (contract in docs/design.md)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from der_assets.cli.base import cli, engine_for, url_option
+from der_assets.cli.base import cli, engine_for, progress, require_file, url_option
 from der_assets.errors import ValidationFailed
-from der_assets.inputs import require_file
 
 _file = click.Path(path_type=Path)
 
@@ -40,6 +39,18 @@ def settle(iso: str, statement_path: Path, meter_path: Path, events_path: Path, 
     The raw statement is landed (content-addressed, source "statement") before it is parsed, and
     quarantined with its error when it is rejected.
     """
+    for path in (statement_path, meter_path, events_path, registry_path):
+        require_file(path)
+    with progress(6 if out is not None else 5) as bar:
+        bar.step("starting")
+        summary, warnings = _settle(bar, iso, statement_path, meter_path, events_path, registry_path, out, url)
+    for warning in warnings:
+        click.echo(f"der: note: {warning}", err=True)
+    click.echo(json.dumps(_clean(summary)))
+
+
+def _settle(bar, iso, statement_path, meter_path, events_path, registry_path, out, url):
+    """The work of `der settle`, one progress step per phase; returns the summary and the notes."""
     from der_assets.registry.reading import read_table
     from der_assets.registry.store import parsed_registry
     from der_assets.registry.validation import parse_registry
@@ -50,8 +61,7 @@ def settle(iso: str, statement_path: Path, meter_path: Path, events_path: Path, 
     from der_assets.settlement.statements import land_and_parse
     from der_assets.settlement.statements.template import parse_statement
 
-    for path in (statement_path, meter_path, events_path, registry_path):
-        require_file(path)
+    bar.step(f"reading {registry_path.name} and {events_path.name}")
     registry = parsed_registry(parse_registry(read_table(registry_path)))
     events = [e for e in read_events(events_path) if iso_key(e.iso) == iso_key(iso)]
     sites = site_table(registry)
@@ -63,16 +73,18 @@ def settle(iso: str, statement_path: Path, meter_path: Path, events_path: Path, 
                 raise ValidationFailed(f"{events_path}: event {event.event_id}: key 'plc_kw': missing, and the registry "
                                        f"has no plc_kw for site(s) {', '.join(lacking[:5])}; {event.method} needs it", [])
     by_id = {e.event_id: e for e in events}
+    bar.step(f"landing and parsing {statement_path.name}")
     content = statement_path.read_bytes()
     _, lines = land_and_parse(engine_for(url), content, endpoint="template",
                               parse=lambda c: parse_statement(c, name=str(statement_path), resources=known,
                                                               events=by_id, iso=iso_key(iso)))
+    bar.step(f"reading {meter_path.name}")
     meter = read_meter_csv(meter_path)
+    bar.step(f"reconciling {len(lines)} statement lines")
     result = reconcile(lines, meter, events, registry, iso=iso)
-    for warning in result.warnings:
-        click.echo(f"der: note: {warning}", err=True)
     if out is not None:
         from der_assets.settlement.dispute import write_packages
 
+        bar.step(f"writing dispute packages to {out}")
         write_packages(result, out)
-    click.echo(json.dumps(_clean(result.summary)))
+    return result.summary, result.warnings

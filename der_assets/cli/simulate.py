@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from der_assets import config
-from der_assets.cli.base import cli, engine_for as _engine, url_option
+from der_assets.cli.base import cli, engine_for as _engine, require_file, url_option
 from der_assets.errors import UserError
 
 
@@ -23,9 +23,15 @@ from der_assets.errors import UserError
 @click.option("--inbox", type=click.Path(path_type=Path), default=None,
               help="Where Green Button files are delivered (default: $DER_HOME/ami_inbox).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--history-days", type=click.IntRange(min=0, max=366), default=7, show_default=True,
+              help="Serve this many days of past (from UTC midnight that many days back) as if the twin had "
+                   "been running; 0 starts the twin now with no past.")
 @url_option
-def simulate(ready_file, registry_file, start, speed, faults_file, inbox, seed, url) -> None:
+def simulate(ready_file, registry_file, start, speed, faults_file, inbox, seed, history_days, url) -> None:
     """Run the fleet twin: every vendor protocol on 127.0.0.1, until interrupted."""
+    for path in (registry_file, faults_file):
+        if path is not None:
+            require_file(path)
     import asyncio
     import signal
 
@@ -57,7 +63,7 @@ def simulate(ready_file, registry_file, start, speed, faults_file, inbox, seed, 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await run(registry, ready_file=ready_file, inbox=inbox, start=start_ts, speed=speed, seed=seed,
-                  faults=faults, stop=stop)
+                  faults=faults, stop=stop, history_days=history_days)
 
     click.echo(f"simulating {registry['site_id'].nunique()} sites; Ctrl-C to stop", err=True)
     asyncio.run(main_loop())

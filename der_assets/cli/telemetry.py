@@ -1,4 +1,4 @@
-"""`der normalize`: one vendor payload to canonical interval rows."""
+"""`der normalize`: vendor payload files to canonical interval rows (docs/design.md, "File contracts")."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from der_assets.cli.base import cli
+from der_assets.cli.base import cli, progress, require_file
 from der_assets.errors import UserError, ValidationFailed
 
 
@@ -17,18 +17,16 @@ from der_assets.errors import UserError, ValidationFailed
 @click.option("--site-id", default="unknown", show_default=True)
 @click.option("--device-id", default=None)
 @click.option("--received-at", default=None, help="RFC 3339 time the payload arrived (default: now).")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(path_type=Path))
 def normalize(source: str, endpoint: str, tz: str | None, site_id: str, device_id: str | None,
-              received_at: str | None, file: Path) -> None:
-    """Print the canonical interval CSV for one payload file."""
+              received_at: str | None, files: tuple[Path, ...]) -> None:
+    """Print the canonical interval CSV for payload files of one source, endpoint and site.
+
+    Several files give one CSV (one header, the files' rows in the order given); a bad file
+    stops the command before anything is printed.
+    """
     import datetime as dt
 
-    from der_assets.telemetry import ParseError, normalize_to_csv
-
-    try:
-        payload = file.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{file}: cannot be read ({exc.strerror})") from None
     when = None
     if received_at:
         try:
@@ -37,11 +35,28 @@ def normalize(source: str, endpoint: str, tz: str | None, site_id: str, device_i
             raise UserError(f"--received-at {received_at!r} is not an RFC 3339 time") from None
         if when.tzinfo is None:
             raise UserError(f"--received-at {received_at!r} needs a UTC offset")
-    try:
-        text = normalize_to_csv(source, endpoint, payload, site_id=site_id, device_id=device_id, tz=tz,
-                                received_at=when)
-    except ParseError as exc:
-        raise ValidationFailed(f"{file}: {exc}", []) from None
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{file}: {exc}") from None
+    for file in files:
+        require_file(file)
+    with progress(len(files) + 1) as bar:
+        bar.step("starting")
+        import pandas as pd
+
+        from der_assets.telemetry import ParseError, parse_payload, to_csv
+
+        when = pd.Timestamp(when) if when is not None else pd.Timestamp.now(tz="UTC").floor("s")
+        frames = []
+        for file in files:
+            bar.step(f"{file.name}")
+            try:
+                payload = file.read_bytes()
+            except OSError as exc:
+                raise UserError(f"{file}: cannot be read ({exc.strerror})") from None
+            try:
+                frames.append(parse_payload(source, endpoint, payload, site_id=site_id, device_id=device_id,
+                                            tz=tz, received_at=when))
+            except ParseError as exc:
+                raise ValidationFailed(f"{file}: {exc}", []) from None
+            except (KeyError, ValueError) as exc:
+                raise UserError(f"{file}: {exc}") from None
+        text = to_csv(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
     click.echo(text, nl=False)

@@ -17,10 +17,16 @@ from der_assets.registry.validation import parse_registry
 
 
 def import_registry_file(engine: Engine, path: str | Path, *, dry_run: bool = False,
-                         changed_by: str | None = None) -> ImportSummary:
-    """Validate every row, then write all versions in one transaction (or none)."""
+                         changed_by: str | None = None, on_phase=lambda name: None) -> ImportSummary:
+    """Validate every row, then write all versions in one transaction (or none).
+
+    `on_phase(name)` is called as reading, validating and writing begin (the CLI's progress bar).
+    """
+    on_phase("reading")
     table = read_table(path)
+    on_phase("validating")
     parsed = parse_registry(table)
+    on_phase("checking" if dry_run else "writing")
     return apply_import(engine, parsed, file_name=Path(path).name, content=table.content,
                         changed_by=changed_by, dry_run=dry_run)
 
