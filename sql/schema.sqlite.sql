@@ -1,6 +1,22 @@
 -- Rendered from der_assets/warehouse/schema.py (schema version 3) by `der db ddl`.
 -- Do not edit: change schema.py and re-render.
 
+CREATE TABLE alerts (
+	alert_id INTEGER NOT NULL, 
+	kind VARCHAR(32) NOT NULL, 
+	title TEXT NOT NULL, 
+	text TEXT NOT NULL, 
+	details_json TEXT, 
+	run_id VARCHAR(64), 
+	run_url TEXT, 
+	check_url TEXT, 
+	channels VARCHAR(64), 
+	created_at DATETIME NOT NULL, 
+	PRIMARY KEY (alert_id)
+);
+
+CREATE INDEX ix_alerts_created_at ON alerts (created_at);
+
 CREATE TABLE capacity_estimates (
 	iso VARCHAR(8) NOT NULL, 
 	delivery_year VARCHAR(16) NOT NULL, 
@@ -196,6 +212,19 @@ CREATE TABLE registry_imports (
 );
 
 
+CREATE TABLE review_history (
+	history_id INTEGER NOT NULL, 
+	review_id INTEGER NOT NULL, 
+	item_key VARCHAR(64), 
+	action VARCHAR(16) NOT NULL, 
+	"by" VARCHAR(128) NOT NULL, 
+	at DATETIME NOT NULL, 
+	note TEXT, 
+	PRIMARY KEY (history_id)
+);
+
+CREATE INDEX ix_review_history_review_id ON review_history (review_id);
+
 CREATE TABLE review_queue (
 	review_id INTEGER NOT NULL, 
 	day DATE NOT NULL, 
@@ -210,6 +239,12 @@ CREATE TABLE review_queue (
 	n_intervals INTEGER, 
 	detail TEXT, 
 	detected_at DATETIME NOT NULL, 
+	item_key VARCHAR(64), 
+	status VARCHAR(16), 
+	seen_at DATETIME, 
+	resolved_at DATETIME, 
+	resolved_by VARCHAR(128), 
+	resolution_note TEXT, 
 	PRIMARY KEY (review_id)
 );
 

@@ -193,6 +193,14 @@ review_queue = sa.Table(
     sa.Column("n_intervals", sa.Integer),
     sa.Column("detail", sa.Text),
     sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+    # an item's natural identity (origin, day, site, device, source, channel, issue, first interval or payload),
+    # so an operator's resolution survives the day being rebuilt; NULL status (rows from before) reads as open
+    sa.Column("item_key", sa.String(64)),
+    sa.Column("status", sa.String(16)),  # open / resolved
+    sa.Column("seen_at", sa.DateTime(timezone=True)),  # the latest run that still detected it
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_by", sa.String(128)),
+    sa.Column("resolution_note", sa.Text),
     sa.Index("ix_review_queue_day_origin", "day", "origin"),
     comment="Gaps, suspect values, quarantined payloads and divergences for an operator to review.",
 )
@@ -386,4 +394,35 @@ settlement_discrepancies = sa.Table(
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_settlement_discrepancies_month", "month"),
     comment="Statement lines that do not match our recomputation, classified, with the dollars at stake.",
+)
+
+review_history = sa.Table(
+    "review_history",
+    metadata,
+    sa.Column("history_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("review_id", sa.Integer, nullable=False),
+    sa.Column("item_key", sa.String(64)),
+    sa.Column("action", sa.String(16), nullable=False),  # resolved / reopened
+    sa.Column("by", sa.String(128), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Index("ix_review_history_review_id", "review_id"),
+    comment="Who resolved or reopened a review item, when, and why (an automatic reopen names what changed).",
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),  # readable prose, as sent
+    sa.Column("details_json", sa.Text),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("run_url", sa.Text),
+    sa.Column("check_url", sa.Text),
+    sa.Column("channels", sa.String(64)),  # comma-separated channels that took it; empty: logged only
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_alerts_created_at", "created_at"),
+    comment="Every operator alert: what was sent, where, and the link to the run or check in the UI.",
 )

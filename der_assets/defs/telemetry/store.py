@@ -7,8 +7,9 @@ import sqlalchemy as sa
 
 from der_assets.connectors.landing import mark, read_payload
 from der_assets.telemetry.daily import LandedPayload
-from der_assets.warehouse.bulk import bulk_insert, replace_window
-from der_assets.warehouse.schema import interval_telemetry, raw_payloads, review_queue
+from der_assets.review import merge_day
+from der_assets.warehouse.bulk import replace_window
+from der_assets.warehouse.schema import interval_telemetry, raw_payloads
 
 
 def day_bounds(partition_key: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -35,19 +36,18 @@ def landed_for_day(engine, sources: list[str], day_start: pd.Timestamp, day_end:
 
 def write_day(engine, rows: pd.DataFrame, review: pd.DataFrame, *, day_start: pd.Timestamp, sources: list[str],
               origin: str, quarantined: list[dict], parsed_ids: list[int], table: sa.Table = interval_telemetry) -> None:
-    """Replace the day's rows of these sources and the day's review items of this origin, atomically."""
+    """Replace the day's rows of these sources and merge the day's review items of this origin, atomically."""
     day_end = day_start + pd.Timedelta(days=1)
     now = dt.datetime.now(dt.UTC)
-    items = review.assign(day=day_start.date(), origin=origin, detail=None, detected_at=now)
-    extra = pd.DataFrame([{"day": day_start.date(), "origin": origin, "site_id": q["site_id"], "source": q["source"],
-                           "issue": "quarantined_payload", "detail": f"payload {q['payload_id']}: {q['error']}",
-                           "detected_at": now} for q in quarantined])
+    items = review.assign(detail=None)
+    extra = pd.DataFrame([{"site_id": q["site_id"], "source": q["source"], "issue": "quarantined_payload",
+                           "detail": f"payload {q['payload_id']}: {q['error']}"} for q in quarantined])
     items = pd.concat([items, extra], ignore_index=True) if not extra.empty else items
     with engine.begin() as conn:
         replace_window(conn, table, rows, time_column="interval_start", start=day_start.to_pydatetime(),
                        end=day_end.to_pydatetime(), where={"source": sources})
-        conn.execute(review_queue.delete().where(review_queue.c.day == day_start.date(), review_queue.c.origin == origin))
-        bulk_insert(conn, review_queue, items)
+        # items keep their id and an operator's resolution across re-runs (der_assets/review.py)
+        merge_day(conn, items, day=day_start.date(), origin=origin, now=now)
     for q in quarantined:
         mark(engine, q["payload_id"], "quarantined", q["error"])
     for payload_id in parsed_ids:

@@ -1,0 +1,189 @@
+"""The operators' review queue: gaps, suspect runs and quarantined payloads, each open until resolved.
+
+The telemetry assets rebuild a day's items on every run, so an item is known by what it is, not
+by its row: origin, day, site, device, source, channel, issue and its first interval (or, for a
+quarantined payload, the payload and its error). `merge_day` carries each item's id, first
+detection and status across a rebuild:
+
+- an item found again keeps its id and its status, as long as it is the same finding;
+- a resolved item found again with a different extent (last interval, interval count, detail)
+  is reopened, and the history says what changed;
+- an open item a rebuild no longer finds becomes `cleared` (late data filled the gap), and is open
+  again if a later rebuild finds it again;
+- a resolved item a rebuild no longer finds stays resolved, with its history.
+
+No row is deleted, so an id always names the same item (SQLite would otherwise reuse the
+highest id after a delete).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pandas as pd
+import sqlalchemy as sa
+
+from der_assets.errors import ValidationFailed
+from der_assets.warehouse.bulk import bulk_insert
+from der_assets.warehouse.schema import review_history, review_queue
+
+KEY_COLUMNS = ["origin", "day", "site_id", "device_id", "source", "channel", "issue", "first_interval"]
+EXTENT_COLUMNS = ["last_interval", "n_intervals", "detail"]
+OPEN, RESOLVED, CLEARED = "open", "resolved", "cleared"
+SYSTEM = "der_assets"  # who reopens an item whose extent changed
+
+
+def _text(value: object) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, (pd.Timestamp, dt.datetime)):
+        ts = pd.Timestamp(value)
+        return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def item_keys(items: pd.DataFrame) -> pd.Series:
+    """The natural identity of each item as a short hash; an item with no interval adds its detail."""
+    if items.empty:
+        return pd.Series([], index=items.index, dtype=object)
+    parts = [items[c].astype(object).map(_text) if c in items.columns else pd.Series("", index=items.index) for c in KEY_COLUMNS]
+    detail = items["detail"].astype(object).map(_text) if "detail" in items.columns else pd.Series("", index=items.index)
+    no_interval = parts[-1] == ""
+    joined = pd.concat(parts, axis=1).agg("|".join, axis=1) + ("|" + detail).where(no_interval, "")
+    return joined.map(lambda s: hashlib.sha256(s.encode()).hexdigest()[:32])
+
+
+def _extent(frame: pd.DataFrame) -> pd.Series:
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype=object)
+    return pd.concat([frame[c].astype(object).map(_text) for c in EXTENT_COLUMNS], axis=1).agg("|".join, axis=1)
+
+
+def _changes(old: pd.Series, new: pd.Series) -> str:
+    said = [f"{c} {_text(old[c]) or '-'} -> {_text(new[c]) or '-'}" for c in EXTENT_COLUMNS
+            if _text(old[c]) != _text(new[c])]
+    return "changed since it was resolved: " + ", ".join(said)
+
+
+def merge_day(conn: sa.Connection, items: pd.DataFrame, *, day: dt.date, origin: str, now: dt.datetime) -> dict:
+    """Replace the day's items of `origin` with `items`, keeping ids, first detection and resolutions.
+
+    Runs in the caller's transaction. Returns counts: new, kept, reopened, cleared.
+    """
+    t = review_queue
+    existing = pd.DataFrame(conn.execute(sa.select(t).where(t.c.day == day, t.c.origin == origin)).mappings().all(),
+                            columns=[c.name for c in t.columns])
+    for column in ("first_interval", "last_interval", "detected_at", "seen_at", "resolved_at"):
+        existing[column] = pd.to_datetime(existing[column], utc=True)
+    items = items.assign(day=day, origin=origin).reset_index(drop=True)
+    items["item_key"] = item_keys(items)
+    items = items.drop_duplicates("item_key")
+    old = existing.dropna(subset=["item_key"]).drop_duplicates("item_key").set_index("item_key")
+    history = []
+    out = items.assign(status=OPEN, seen_at=now, detected_at=now, resolved_at=None, resolved_by=None,
+                       resolution_note=None, review_id=None).astype({"review_id": object, "resolved_at": object,
+                                                                     "resolved_by": object, "resolution_note": object})
+    counts = {"new": 0, "kept": 0, "reopened": 0}
+    new_extent = _extent(items)
+    old_extent = _extent(old) if not old.empty else pd.Series(dtype=str)
+    for i, key in enumerate(items["item_key"]):
+        if key not in old.index:
+            counts["new"] += 1
+            continue
+        before = old.loc[key]
+        out.at[i, "review_id"] = int(before["review_id"])
+        out.at[i, "detected_at"] = before["detected_at"]
+        if before["status"] == RESOLVED and old_extent[key] == new_extent.iloc[i]:
+            for c in ("status", "resolved_at", "resolved_by", "resolution_note"):
+                out.at[i, c] = before[c]
+            counts["kept"] += 1
+        elif before["status"] == RESOLVED:
+            counts["reopened"] += 1
+            history.append({"review_id": int(before["review_id"]), "item_key": key, "action": "reopened",
+                            "by": SYSTEM, "at": now, "note": _changes(before, items.iloc[i])})
+        else:
+            counts["kept"] += 1
+    gone = old[~old.index.isin(items["item_key"])].reset_index()
+    counts["cleared"] = int((gone["status"] != RESOLVED).sum())
+    gone.loc[gone["status"] != RESOLVED, "status"] = CLEARED  # kept, so its id is never reused
+    conn.execute(t.delete().where(t.c.day == day, t.c.origin == origin))
+    columns = [c.name for c in t.columns]
+    parts = [f for f in (out[out["review_id"].notna()], gone) if not f.empty]
+    carried = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()).reindex(columns=columns)
+    fresh = out[out["review_id"].isna()].reindex(columns=[c for c in columns if c != "review_id"])
+    # a quarantined payload has no interval count: the column must stay integer, not float with NaN
+    for frame in (carried, fresh):
+        frame["n_intervals"] = pd.Series([None if pd.isna(v) else int(v) for v in frame["n_intervals"]],
+                                         index=frame.index, dtype=object)
+    bulk_insert(conn, t, carried.astype({"review_id": "int64"}))
+    bulk_insert(conn, t, fresh)
+    if history:
+        conn.execute(review_history.insert(), history)
+    return counts
+
+
+def list_items(engine, *, status: str | None = OPEN, origin: str | None = None, day: dt.date | None = None) -> pd.DataFrame:
+    """Review items, oldest detection first; status None lists every item. NULL status reads as open."""
+    t = review_queue
+    query = sa.select(t).order_by(t.c.detected_at, t.c.review_id)
+    if status == OPEN:
+        query = query.where(sa.or_(t.c.status.is_(None), t.c.status == OPEN))
+    elif status is not None:
+        query = query.where(t.c.status == status)
+    if origin:
+        query = query.where(t.c.origin == origin)
+    if day:
+        query = query.where(t.c.day == day)
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.name for c in t.columns])
+    frame["status"] = frame["status"].fillna(OPEN)
+    for column in ("first_interval", "last_interval", "detected_at", "seen_at", "resolved_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def history_of(engine, review_id: int) -> pd.DataFrame:
+    t = review_history
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(sa.select(t).where(t.c.review_id == review_id).order_by(t.c.history_id))
+                            .mappings().all(), columns=[c.name for c in t.columns])
+
+
+def resolve(engine, review_id: int, *, note: str, by: str, now: dt.datetime | None = None) -> dict:
+    """Mark one item resolved with the operator's note, and keep who, when and why in its history."""
+    if not note.strip():
+        raise ValidationFailed("a resolution needs a note (--note) saying what was done", [])
+    now = now or dt.datetime.now(dt.UTC)
+    t = review_queue
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(t).where(t.c.review_id == review_id)).mappings().first()
+        if row is None:
+            raise ValidationFailed(f"review item {review_id} does not exist (see `der review list --all`)", [])
+        if row["status"] == RESOLVED:
+            raise ValidationFailed(f"review item {review_id} is already resolved by {row['resolved_by']} "
+                                   f"at {_text(row['resolved_at'])}: {row['resolution_note']}", [])
+        conn.execute(t.update().where(t.c.review_id == review_id).values(
+            status=RESOLVED, resolved_at=now, resolved_by=by, resolution_note=note))
+        conn.execute(review_history.insert().values(review_id=review_id, item_key=row["item_key"], action=RESOLVED,
+                                                    by=by, at=now, note=note))
+    return {**dict(row), "status": RESOLVED, "resolved_at": now, "resolved_by": by, "resolution_note": note}
+
+
+def summary(items: pd.DataFrame, *, now: pd.Timestamp, max_age_h: float) -> dict:
+    """Open items counted by origin and issue, and those first detected more than max_age_h ago."""
+    open_items = items[items["status"] == OPEN]
+    by = (open_items.groupby(["origin", "issue"]).size().rename("open_items").reset_index()
+          if not open_items.empty else pd.DataFrame(columns=["origin", "issue", "open_items"]))
+    age_h = (now - open_items["detected_at"]).dt.total_seconds() / 3600.0
+    stale = open_items[age_h > max_age_h]
+    return {"open": len(open_items), "by_origin_issue": by, "stale": stale,
+            "oldest_h": round(float(age_h.max()), 2) if len(age_h) else 0.0}
+
+
+def as_records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows (ISO times, no NaN)."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
