@@ -258,6 +258,15 @@ class FleetResult:
         inc = _counter_increments(self.pv_kwh, self.load_kwh, self.grid_kwh, self.battery_kwh)
         return {c: start[c][None, :] + np.cumsum(inc[c], axis=0) for c in COUNTER_COLUMNS}
 
+    def site_lifetime_wh(self, i: int) -> dict[str, np.ndarray]:
+        """One site's counters (Wh) at the end of every interval: what a server answers for that site.
+
+        Why not lifetime_wh_by_interval()[c][:, i]: that sums every site of the whole history, and a
+        week of 200 sites made each request cost 50 ms.
+        """
+        inc = _counter_increments(self.pv_kwh[:, i], self.load_kwh[:, i], self.grid_kwh[:, i], self.battery_kwh[:, i])
+        return {c: float(self.lifetime_wh_start[c].iloc[i]) + np.cumsum(inc[c]) for c in COUNTER_COLUMNS}
+
     @staticmethod
     def concat(results: list[FleetResult]) -> FleetResult:
         """Join consecutive windows of the same fleet."""

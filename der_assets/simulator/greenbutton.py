@@ -107,16 +107,19 @@ def meter_intervals(hub: TwinHub, site_id: str, day: dt.date) -> pd.DataFrame:
     start, end = day_window(tz, day)
     frame = hub.window(site_id, start, end, vendor=VENDOR)
     grid_wh = frame["grid_kwh"].to_numpy(dtype=float) * 1000.0
-    q = frame["interval_start"].dt.floor(f"{INTERVAL_S}s")
-    steps = INTERVAL_S // int(hub.interval_s)
-    agg = pd.DataFrame({"q": q, "fwd": np.maximum(grid_wh, 0.0), "rev": np.maximum(-grid_wh, 0.0)}).groupby("q").agg(
-        fwd=("fwd", "sum"), rev=("rev", "sum"), n=("fwd", "size"))
     grid = pd.date_range(start, end, freq=f"{INTERVAL_S}s", inclusive="left")
-    agg = agg.reindex(grid)
-    complete = (agg["n"] == steps).to_numpy()
+    # quarter-hour of each twin step, by array arithmetic (a pandas groupby cost 15 ms a file,
+    # and the twin's past is a thousand files)
+    step_s = frame["interval_start"].astype("int64").to_numpy() // 10**9
+    q = (step_s - int(start.value // 10**9)) // INTERVAL_S
+    inside = (q >= 0) & (q < len(grid))
+    q = q[inside]
+    steps = INTERVAL_S // int(hub.interval_s)
+    complete = np.bincount(q, minlength=len(grid)) == steps
     out = pd.DataFrame({"interval_start": grid})
-    for col, name in (("fwd", "forward_wh"), ("rev", "reverse_wh")):
-        register = np.floor(np.cumsum(np.where(complete, agg[col].fillna(0.0).to_numpy(), 0.0)) + 1e-9)
+    for values, name in ((np.maximum(grid_wh, 0.0), "forward_wh"), (np.maximum(-grid_wh, 0.0), "reverse_wh")):
+        per_q = np.bincount(q, weights=values[inside], minlength=len(grid))
+        register = np.floor(np.cumsum(np.where(complete, per_q, 0.0)) + 1e-9)
         out[name] = np.diff(np.concatenate([[0.0], register])).astype(np.int64)
     return out[complete].reset_index(drop=True)
 
@@ -236,8 +239,9 @@ def deliver_due_files(hub: TwinHub, inbox: Path, *, delay_h: tuple[float, float]
             name = file_name(str(meter_id), day)
             if name in done or (inbox / name).exists():
                 done.add(name)
-            elif start >= hub.start and end + delivery_delay(str(meter_id), day, delay_h) <= now:
-                xml = espi_day_xml(hub, str(site_id), day)
+            elif start >= hub.start and (due := end + delivery_delay(str(meter_id), day, delay_h)) <= now:
+                # stamped when the utility delivered it, so a day's file is the same bytes whenever it is written
+                xml = espi_day_xml(hub, str(site_id), day, updated=due)
                 written.append(write_atomic(inbox / name, lambda tmp, b=xml: tmp.write_bytes(b)))
                 done.add(name)
             day += dt.timedelta(days=1)

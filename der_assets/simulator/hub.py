@@ -147,12 +147,12 @@ class TwinHub:
         i = self.site_index(site_id)
         starts = hist.interval_start
         mask = (starts >= pd.Timestamp(start)) & (starts < pd.Timestamp(end))
-        counters = hist.lifetime_wh_by_interval()
+        counters = hist.site_lifetime_wh(i)
         frame = pd.DataFrame({
             "interval_start": starts[mask],
             "interval_s": hist.interval_s,
             **{ch: getattr(hist, ch)[mask, i] for ch in ("pv_kwh", "load_kwh", "battery_kwh", "grid_kwh", "soc_pct")},
-            **{c: counters[c][mask, i] for c in COUNTER_COLUMNS},
+            **{c: counters[c][mask] for c in COUNTER_COLUMNS},
         }).reset_index(drop=True)
         return self.faults.apply_to_window(frame, vendor=vendor, site_id=site_id, now=self.now())
 

@@ -113,6 +113,21 @@ def sunspec_sites(hub: TwinHub) -> list[dict[str, str]]:
             for r in rows.itertuples()]
 
 
+DEFAULT_HISTORY_DAYS = 7
+
+
+def history_start(now: pd.Timestamp, days: int) -> pd.Timestamp:
+    """Where the twin's past begins: UTC midnight `days` days before the day of `now`.
+
+    Why midnight: the physics is deterministic from where it starts, so two twins started at
+    any time on the same UTC day (same registry, seed) tell the same story about their past;
+    and every served day is a whole UTC partition.
+    """
+    if days < 0:
+        raise ValueError(f"history days {days} must be 0 or more")
+    return pd.Timestamp(now).tz_convert("UTC").floor("D") - pd.Timedelta(days=days)
+
+
 @dataclass
 class Simulator:
     """The running twin: hub, servers and what the ready file says about them."""
@@ -122,6 +137,7 @@ class Simulator:
     inbox: Path
     http: dict[str, str] = field(default_factory=dict)
     sunspec: list[dict[str, object]] = field(default_factory=list)
+    history: dict[str, object] = field(default_factory=dict)
 
     def ready(self) -> dict[str, object]:
         return {
@@ -130,9 +146,26 @@ class Simulator:
             "ami_inbox": str(self.inbox),
             "credentials": self.credentials,
             "device_base_path": "/sites/{site_id}",
+            "history": self.history,
             "clock": {"now": self.hub.now().isoformat(), "interval_s": self.hub.interval_s,
                       **(self.hub.clock.describe() if hasattr(self.hub.clock, "describe") else {})},
         }
+
+
+def build_history(hub: TwinHub, days: int) -> dict[str, object]:
+    """Simulate from the hub's start up to its clock now; what the ready file says about the past served.
+
+    The window is [start, now): `start` is fixed, `until` is the twin's time when the ready file was
+    written, and the end follows the clock from there (`live`).
+    Device-local APIs (sonnen, SunSpec Modbus, the Enphase gateway) keep no history, as the real
+    devices do not; the cloud APIs answer for it within each vendor's own limits.
+    """
+    t0 = time.perf_counter()
+    hub.sync()
+    elapsed = time.perf_counter() - t0
+    return {"days": days, "start": hub.start.isoformat(), "until": hub.twin.now.isoformat(), "live": True,
+            "build_s": round(elapsed, 3),
+            "intervals": int((hub.twin.now - hub.start) / pd.Timedelta(seconds=hub.interval_s))}
 
 
 async def run(
@@ -146,16 +179,29 @@ async def run(
     faults: FaultPlan | None = None,
     stop: asyncio.Event | None = None,
     deliver_every_s: float = 30.0,
+    history_days: int = DEFAULT_HISTORY_DAYS,
+    clock=None,
 ) -> None:
-    """Serve until `stop` is set."""
+    """Serve until `stop` is set.
+
+    history_days: the twin begins that many days before now (at UTC midnight, see
+    history_start) and has simulated up to now before anything listens; 0 starts it now.
+    clock: a ready-made clock (tests pass a ScaledClock on their own wall); default
+    ScaledClock(start, speed).
+    """
     from der_assets.simulator.servers.runner import AppServer
     from der_assets.simulator.sunspec_server import SunSpecServer, SunSpecSite
 
     stop = stop or asyncio.Event()
-    clock = ScaledClock(start, speed)
-    hub = TwinHub(registry, start=clock(), clock=clock, seed=seed, faults=faults)
+    clock = clock or ScaledClock(start, speed)
+    now = clock()
+    begin = history_start(now, history_days) if history_days else now
+    hub = TwinHub(registry, start=begin, clock=clock, seed=seed, faults=faults)
     inbox.mkdir(parents=True, exist_ok=True)
     sim = Simulator(hub=hub, credentials=make_credentials(seed), inbox=inbox)
+    sim.history = build_history(hub, history_days)
+    log.info("twin history: %s", json.dumps(sim.history))
+    deliver = _optional_attr("der_assets.simulator.greenbutton", "deliver_due_files")
 
     servers = [AppServer(name, app) for name, app in build_http_apps(hub, sim.credentials).items()]
     tasks = [asyncio.create_task(s.serve(), name=f"http-{s.name}") for s in servers]
@@ -171,16 +217,27 @@ async def run(
     while not all(s.server.started for s in servers):
         await asyncio.sleep(0.02)
     sim.http = {s.name: s.base_url for s in servers}
-    if ready_file is not None:
-        write_atomic(ready_file, lambda tmp: tmp.write_text(json.dumps(sim.ready(), indent=1)))
+
+    def write_ready() -> None:
+        if ready_file is not None:
+            write_atomic(ready_file, lambda tmp: tmp.write_text(json.dumps(sim.ready(), indent=1)))
+
+    write_ready()
     log.info("twin ready: %d HTTP APIs, %d SunSpec devices", len(servers), len(modbus))
 
-    deliver = _optional_attr("der_assets.simulator.greenbutton", "deliver_due_files")
-    last_delivery = 0.0
+    # The past's AMI files (each as the utility delivered it, 24-48 h after its day) are written
+    # beside the running servers: about 5 ms a file, a thousand files for a week of 200 meters.
+    backlog = None
+    if deliver is not None:
+        sim.history["ami_backlog"] = "delivering"
+        backlog = asyncio.create_task(asyncio.to_thread(_deliver_backlog, deliver, hub, inbox, sim.history))
+        backlog.add_done_callback(lambda _: write_ready())
+    last_delivery = time.monotonic()
     try:
         while not stop.is_set():
             hub.sync()
-            if deliver is not None and time.monotonic() - last_delivery >= deliver_every_s:
+            if (deliver is not None and backlog.done()
+                    and time.monotonic() - last_delivery >= deliver_every_s):
                 deliver(hub, inbox)
                 last_delivery = time.monotonic()
             try:
@@ -192,7 +249,15 @@ async def run(
             s.stop()
         for m in modbus:
             await m.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *([backlog] if backlog is not None else []), return_exceptions=True)
+
+
+def _deliver_backlog(deliver, hub: TwinHub, inbox: Path, history: dict) -> None:
+    t0 = time.perf_counter()
+    files = deliver(hub, inbox)
+    history.update(ami_backlog="delivered", ami_files_delivered=len(files),
+                   ami_delivery_s=round(time.perf_counter() - t0, 3))
+    log.info("twin history: %d Green Button files delivered in %.1f s", len(files), time.perf_counter() - t0)
 
 
 def _optional_attr(module: str, name: str):
