@@ -71,6 +71,25 @@ CREATE TABLE dispatch_commands (
 
 CREATE INDEX ix_dispatch_commands_instruction ON dispatch_commands (instruction_id);
 
+CREATE TABLE dispatch_event_log (
+	instruction_id VARCHAR(128) NOT NULL, 
+	modification INTEGER NOT NULL, 
+	interval_start DATETIME NOT NULL, 
+	logged_at DATETIME NOT NULL, 
+	setpoints_sent INTEGER NOT NULL, 
+	acknowledged INTEGER NOT NULL, 
+	failed INTEGER NOT NULL, 
+	failed_batteries TEXT, 
+	replans INTEGER NOT NULL, 
+	commanded_kw FLOAT NOT NULL, 
+	instructed_kw FLOAT, 
+	instructed_so_far_kwh FLOAT, 
+	delivered_so_far_kwh FLOAT, 
+	line TEXT NOT NULL, 
+	PRIMARY KEY (instruction_id, modification, interval_start)
+);
+
+
 CREATE TABLE dispatch_instructions (
 	instruction_id VARCHAR(128) NOT NULL, 
 	modification INTEGER NOT NULL, 
@@ -128,6 +147,11 @@ CREATE TABLE event_performance (
 	apportioned BOOLEAN NOT NULL, 
 	batteries_missing INTEGER NOT NULL, 
 	computed_at DATETIME NOT NULL, 
+	status VARCHAR(16), 
+	coverage_pct FLOAT, 
+	batteries_reported INTEGER, 
+	incomplete BOOLEAN, 
+	alerted_at DATETIME, 
 	PRIMARY KEY (instruction_id, modification, interval_start)
 );
 

@@ -267,8 +267,15 @@ event_performance = sa.Table(
     sa.Column("apportioned", sa.Boolean, nullable=False),
     sa.Column("batteries_missing", sa.Integer, nullable=False),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    # provisional until the telemetry covers the event (coverage_pct of the commanded battery-seconds)
+    sa.Column("status", sa.String(16)),
+    sa.Column("coverage_pct", sa.Float),
+    sa.Column("batteries_reported", sa.Integer),
+    sa.Column("incomplete", sa.Boolean),  # final only because the give-up horizon passed
+    sa.Column("alerted_at", sa.DateTime(timezone=True)),  # when the final figure's alert went out (once)
     sa.PrimaryKeyConstraint("instruction_id", "modification", "interval_start"),
-    comment="Delivered against instructed per interval, from battery telemetry during and after the event.",
+    comment="Delivered against instructed per interval, from battery telemetry during and after the event; "
+            "only intervals some commanded battery reported in have a row.",
 )
 
 event_performance_metered = sa.Table(
@@ -425,4 +432,25 @@ alerts = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_alerts_created_at", "created_at"),
     comment="Every operator alert: what was sent, where, and the link to the run or check in the UI.",
+)
+
+dispatch_event_log = sa.Table(
+    "dispatch_event_log",
+    metadata,
+    sa.Column("instruction_id", sa.String(128), nullable=False),
+    sa.Column("modification", sa.Integer, nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("setpoints_sent", sa.Integer, nullable=False),
+    sa.Column("acknowledged", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("failed_batteries", sa.Text),  # comma-separated battery ids
+    sa.Column("replans", sa.Integer, nullable=False),
+    sa.Column("commanded_kw", sa.Float, nullable=False),
+    sa.Column("instructed_kw", sa.Float),
+    sa.Column("instructed_so_far_kwh", sa.Float),
+    sa.Column("delivered_so_far_kwh", sa.Float),  # NULL until telemetry has measured some of the event
+    sa.Column("line", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("instruction_id", "modification", "interval_start"),
+    comment="The live event view: one row per dispatch interval as its setpoints went out, written while the event runs.",
 )
