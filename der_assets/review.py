@@ -80,6 +80,7 @@ def merge_day(conn: sa.Connection, items: pd.DataFrame, *, day: dt.date, origin:
     for column in ("first_interval", "last_interval", "detected_at", "seen_at", "resolved_at"):
         existing[column] = pd.to_datetime(existing[column], utc=True)
     items = items.assign(day=day, origin=origin).reset_index(drop=True)
+    items = items.reindex(columns=list(dict.fromkeys([*items.columns, *KEY_COLUMNS, *EXTENT_COLUMNS])))
     items["item_key"] = item_keys(items)
     items = items.drop_duplicates("item_key")
     old = existing.dropna(subset=["item_key"]).drop_duplicates("item_key").set_index("item_key")
@@ -141,6 +142,8 @@ def list_items(engine, *, status: str | None = OPEN, origin: str | None = None, 
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.name for c in t.columns])
     frame["status"] = frame["status"].fillna(OPEN)
+    frame["n_intervals"] = frame["n_intervals"].astype("Int64")
+    frame["day"] = frame["day"].astype(str)
     for column in ("first_interval", "last_interval", "detected_at", "seen_at", "resolved_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
