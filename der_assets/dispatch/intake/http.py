@@ -33,10 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from der_assets.connectors.landing import land, mark
 from der_assets.dispatch.errors import DispatchInputError
-from der_assets.dispatch.intake.jsonbody import instruction_from_json
-from der_assets.dispatch.intake.store import InstructionConflict, Outcome, record_instruction
+from der_assets.dispatch.intake.jsonbody import receive_json
+from der_assets.dispatch.intake.store import InstructionConflict, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +106,15 @@ def build_app(
         return await run_in_threadpool(_intake, body, received_at)
 
     def _intake(body: bytes, received_at: dt.datetime) -> JSONResponse:
-        landed = land(engine, body, source="dispatch", endpoint="http", received_at=received_at)
         try:
-            instruction, cancelled = instruction_from_json(body, source="http", resource_ids=resources)
-            outcome = record_instruction(engine, instruction, channel="http", raw=body,
-                                         received_at=received_at, cancelled=cancelled)
+            instruction, outcome, landed = receive_json(engine, body, channel="http", source="http",
+                                                        received_at=received_at, resource_ids=resources)
         except InstructionConflict as exc:
-            mark(engine, landed.payload_id, "quarantined", str(exc))
             log.warning("webhook conflict: %s", exc)
             return _error(409, str(exc), exc.field)
         except DispatchInputError as exc:
-            mark(engine, landed.payload_id, "quarantined", str(exc))
             log.warning("webhook rejected: %s", exc)
             return _error(400, str(exc), exc.field)
-        mark(engine, landed.payload_id, "parsed")
         log.info("webhook instruction=%s modification=%s resource=%s outcome=%s", instruction.instruction_id,
                  instruction.modification, instruction.resource_id, outcome.value)
         return JSONResponse(

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from der_assets.connectors.landing import land, mark
 from der_assets.dispatch.errors import DispatchInputError
-from der_assets.dispatch.intake.jsonbody import instruction_from_json
-from der_assets.dispatch.intake.store import Outcome, record_instruction
+from der_assets.dispatch.intake.jsonbody import receive_json
+from der_assets.dispatch.intake.store import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +42,16 @@ def ingest_inbox(engine: Engine, folder: str | Path, *, resource_ids: Collection
     outcomes: list[Outcome] = []
     for path in sorted(p for p in folder.glob("*.json") if p.is_file()):
         raw = path.read_bytes()
-        received_at = dt.datetime.now(dt.timezone.utc)
-        landed = land(engine, raw, source="dispatch", endpoint="inbox", received_at=received_at)
         try:
-            instruction, cancelled = instruction_from_json(raw, source=path.name, resource_ids=resource_ids)
-            outcome = record_instruction(engine, instruction, channel="inbox", raw=raw,
-                                         received_at=received_at, cancelled=cancelled)
+            instruction, outcome, _ = receive_json(engine, raw, channel="inbox", source=path.name,
+                                                   received_at=dt.datetime.now(dt.timezone.utc),
+                                                   resource_ids=resource_ids)
         except DispatchInputError as exc:
-            mark(engine, landed.payload_id, "quarantined", str(exc))
             moved = _move(path, folder / "rejected")
             moved.with_name(moved.name + ".error.txt").write_text(str(exc).replace("\n", " ") + "\n")
             log.warning("inbox file=%s rejected: %s", path.name, exc)
             outcomes.append(Outcome.REJECTED)
             continue
-        mark(engine, landed.payload_id, "parsed")
         _move(path, folder / "done")
         log.info("inbox file=%s instruction=%s modification=%s resource=%s outcome=%s", path.name,
                  instruction.instruction_id, instruction.modification, instruction.resource_id, outcome.value)

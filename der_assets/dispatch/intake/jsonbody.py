@@ -9,12 +9,16 @@ with a higher ``modification``, as OpenADR does).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Collection
 
+from sqlalchemy.engine import Engine
+
+from der_assets.connectors.landing import LandedPayload, land, mark
 from der_assets.dispatch.contract import INSTRUCTION_KEYS, Instruction, parse_instruction
 from der_assets.dispatch.errors import DispatchInputError
-from der_assets.dispatch.intake.store import check_storable
+from der_assets.dispatch.intake.store import Outcome, StoredInstruction, check_storable, record_instruction
 
 REQUIRED_FOR_INTAKE = ("iso", "resource_id", "issued_at")
 STATUSES = ("active", "cancelled")
@@ -39,3 +43,50 @@ def instruction_from_json(
     instruction = parse_instruction(data, source)
     check_storable(instruction, source=source, resource_ids=resource_ids)
     return instruction, status == "cancelled"
+
+
+def receive_json(
+    engine: Engine,
+    raw: bytes,
+    *,
+    channel: str,
+    source: str,
+    received_at: dt.datetime,
+    resource_ids: Collection[str] | None = None,
+) -> tuple[Instruction, Outcome, LandedPayload]:
+    """Land the bytes, then parse and record them: what every JSON channel (webhook, inbox, CLI) does.
+
+    A refused payload is marked ``quarantined`` with its reason and the ``DispatchInputError``
+    (``InstructionConflict`` among them) is raised; nothing reaches ``dispatch_instructions``.
+    """
+    landed = land(engine, raw, source="dispatch", endpoint=channel, received_at=received_at)
+    try:
+        instruction, cancelled = instruction_from_json(raw, source=source, resource_ids=resource_ids)
+        outcome = record_instruction(engine, instruction, channel=channel, raw=raw,
+                                     received_at=received_at, cancelled=cancelled)
+    except DispatchInputError as exc:
+        mark(engine, landed.payload_id, "quarantined", str(exc))
+        raise
+    mark(engine, landed.payload_id, "parsed")
+    return instruction, outcome, landed
+
+
+def cancellation_json(current: StoredInstruction, *, issued_at: dt.datetime, reason: str | None = None) -> bytes:
+    """The JSON body that cancels ``current``: the same schedule as the next modification, with
+    ``"status": "cancelled"`` (the way any JSON sender cancels) and the operator's reason, which
+    stays in the landed payload as the record of why."""
+    body = {
+        "instruction_id": current.instruction_id,
+        "modification": current.modification + 1,
+        "iso": current.iso,
+        "resource_id": current.resource_id,
+        "issued_at": issued_at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        "start": current.start.isoformat().replace("+00:00", "Z"),
+        "end": current.end.isoformat().replace("+00:00", "Z"),
+        "interval_minutes": current.interval_minutes,
+        "target_kw": list(current.target_kw),
+        "status": "cancelled",
+    }
+    if reason:
+        body["reason"] = reason
+    return json.dumps(body).encode()
