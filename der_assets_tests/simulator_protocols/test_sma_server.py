@@ -74,7 +74,7 @@ def test_plants_devices_and_measurement_set_have_the_documented_shape(twin):
         for e in body["set"]:
             assert set(e) == {"time", "pvGeneration"} and LOCAL.match(e["time"])
             assert isinstance(e["pvGeneration"], float) and e["pvGeneration"] >= 0
-        assert body["set"][0]["time"] == "2026-10-31T00:00:00" and body["set"][-1]["time"] == "2026-10-31T23:55:00"
+        assert body["set"][0]["time"] == "2026-10-31T00:05:00" and body["set"][-1]["time"] == "2026-11-01T00:00:00"
     recent = client.get(f"/v1/plants/{plant['plantId']}/measurements/sets/EnergyAndPowerPv/Recent",
                         params={"ReturnEnergyValues": "true"}, headers=AUTH).json()
     assert len(recent["set"]) == 1

@@ -23,10 +23,9 @@ Vendor quirks reproduced here:
 - With ReturnEnergyValues=true, pvGeneration is Wh per 5-min step; without it the entries
   carry the step's average power as pvGenerationPower (W) and no pvGeneration [A: the field
   name for the power-only form is not documented here].
-- Label semantics are undocumented. The project's parser assumes interval-BEGINNING [A];
-  SolarNetwork notes a Day answer "starts at 00:05 and ends at next day at 00:00", which
-  reads as interval-END labels. `time_label="start"` (default, matching our parser) or
-  "end" serves either, so the question stays testable.
+- Labels are interval-END, as the real API's: SolarNetwork notes a Day answer "starts at
+  00:05 and ends at next day at 00:00", and real captures agree (issue 12). `time_label="end"`
+  is the default; "start" stays for tests of the old reading.
 - Only elapsed steps are listed (the twin has nothing later); dropped steps simply have no
   entry.
 
@@ -82,7 +81,7 @@ def _flag(query, name: str) -> bool:
 
 
 def measurement_set(hub: TwinHub, plant: _Plant, period: str, query, *, device: bool,
-                    time_label: str = "start") -> tuple[int, dict]:
+                    time_label: str = "end") -> tuple[int, dict]:
     """(HTTP status, body) of an EnergyAndPowerPv measurement set for one plant or its inverter."""
     energy = _flag(query, "ReturnEnergyValues")
     if period == "Day":
@@ -115,7 +114,7 @@ def measurement_set(hub: TwinHub, plant: _Plant, period: str, query, *, device: 
     return 200, body
 
 
-def build_app(hub: TwinHub, *, access_token: str, time_label: Literal["start", "end"] = "start") -> Starlette:
+def build_app(hub: TwinHub, *, access_token: str, time_label: Literal["start", "end"] = "end") -> Starlette:
     """A Starlette app serving the SMA monitoring API for every SMA plant in the hub."""
     if time_label not in ("start", "end"):
         raise ValueError(f"time_label must be 'start' or 'end', got {time_label!r}")

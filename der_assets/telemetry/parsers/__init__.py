@@ -15,7 +15,7 @@ DOC-BASED (built from reference/vendor-formats.md; tested on payloads written to
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -91,14 +91,20 @@ def parse_payload(
     device_id: Optional[str] = None,
     tz: Optional[str] = None,
     received_at,
+    nameplate_kw: Optional[float] = None,
+    notes: Optional[List[str]] = None,
 ) -> pd.DataFrame:
     """Parse one raw vendor payload into canonical interval rows (DESIGN.md column order).
 
     source: solaredge | enphase | sma | sonnen | fronius | greenbutton (rows of the latter
     carry source='ami'). endpoint: the vendor's own name (see `supported_endpoints()`).
     tz: IANA site zone, required for vendors that send local times without an offset.
-    received_at: tz-aware time the payload reached us. Raises ParseError naming source,
-    site, endpoint and window for anything it will not turn into rows.
+    received_at: tz-aware time the payload reached us. nameplate_kw: the PV inverter's rated
+    AC kW from the registry, so PV energy above what it can make is flagged `suspect` even in
+    a payload too short for the relative spike check. notes: a list that receives what the
+    parser read around, dropped or assumed (an unpaired meter, a payload with no whole
+    interval), so a caller can say it. Raises ParseError naming source, site, endpoint and
+    window for anything it will not turn into rows.
     """
     ep_name, fn = _lookup(source, endpoint)
     ts = pd.Timestamp(received_at)
@@ -110,9 +116,14 @@ def parse_payload(
     ctx = Ctx(
         source=VENDORS[src][1], endpoint=ep_name, site_id=str(site_id),
         received_at=ts.tz_convert("UTC"), device_id=device_id, tz=tz,
+        nameplate_kw=None if nameplate_kw is None else float(nameplate_kw),
     )
     try:
         df = fn(payload, ctx)
+        if not len(df):
+            ctx.note(_nothing_said(ctx))
+        if notes is not None:
+            notes.extend(ctx.notes)
         df = _flag_physics(df)
         df = df.sort_values(["interval_start", "channel", "device_id"], kind="stable").reset_index(drop=True)
         df = df[CANONICAL_COLUMNS]
@@ -127,6 +138,15 @@ def parse_payload(
     except _WRAPPED as exc:
         what = f"missing required field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
         raise ParseError(what, source=src, endpoint=ep_name, site_id=str(site_id), window=ctx.window) from exc
+
+
+def _nothing_said(ctx: Ctx) -> str:
+    """Why a payload gave no rows, in words: a counter needs two readings around a whole interval."""
+    if ctx.window is None:
+        return "no interval rows: the payload holds no readings"
+    lo, hi = (pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ") for t in ctx.window)
+    return (f"no interval rows: the payload's readings ({lo} to {hi}) bracket no whole interval, "
+            "so nothing was measured")
 
 
 def to_csv(df: pd.DataFrame) -> str:
@@ -146,9 +166,13 @@ def normalize_to_csv(
     device_id: Optional[str] = None,
     tz: Optional[str] = None,
     received_at=None,
+    nameplate_kw: Optional[float] = None,
+    notes: Optional[List[str]] = None,
 ) -> str:
-    """`der normalize`: parse_payload, then CSV. received_at defaults to now (UTC)."""
+    """`der normalize`: parse_payload, then CSV. received_at defaults to now (UTC); `notes`
+    receives what the command should say on stderr."""
     if received_at is None:
         received_at = pd.Timestamp.now(tz="UTC").floor("s")
-    df = parse_payload(source, endpoint, payload, site_id=site_id, device_id=device_id, tz=tz, received_at=received_at)
+    df = parse_payload(source, endpoint, payload, site_id=site_id, device_id=device_id, tz=tz, received_at=received_at,
+                       nameplate_kw=nameplate_kw, notes=notes)
     return to_csv(df)

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - orjson absent
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 from ..errors import ParseError, Window
+from ..quality import SPIKE_MARGIN
 from ..schema import CANONICAL_COLUMNS, empty_frame
 
 WH_PER_KWH = 1000.0
@@ -43,6 +44,13 @@ class Ctx:
     tz: Optional[str] = None
     window: Window = None
     notes: List[str] = field(default_factory=list)
+    #: the PV inverter's rated AC kW (the registry's rated_kw), when the caller knows it
+    nameplate_kw: Optional[float] = None
+
+    def note(self, text: str) -> None:
+        """Something read, dropped or assumed that the operator should hear about (`der normalize`
+        prints these on stderr); never a substitute for a ParseError."""
+        self.notes.append(text)
 
     def fail(self, reason: str, window: Window = None) -> NoReturn:
         raise ParseError(
@@ -263,6 +271,18 @@ def spike_mask(values: np.ndarray, factor: float = 10.0, min_count: int = 12) ->
         return np.zeros(len(v), dtype=bool)
     ref = np.percentile(pos, 90)
     return np.isfinite(v) & (v > factor * ref)
+
+
+def over_nameplate(kwh: np.ndarray, interval_s: int, nameplate_kw: Optional[float]) -> np.ndarray:
+    """Interval energies a `nameplate_kw` device cannot make in `interval_s`: the same limit as the
+    fleet-day check (quality.flag_suspect, 10 % margin), so a short payload is judged by physics
+    where spike_mask has too few values to judge. No nameplate: nothing is flagged."""
+    v = np.asarray(kwh, dtype="float64")
+    if nameplate_kw is None or not np.isfinite(nameplate_kw) or nameplate_kw <= 0:
+        return np.zeros(len(v), dtype=bool)
+    limit = float(nameplate_kw) * interval_s / 3600.0 * SPIKE_MARGIN
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(v) & (v > limit)
 
 
 def energy_unit_scale(unit: Any, ctx: Ctx) -> float:
