@@ -229,5 +229,5 @@ def plot_fleet_day(rows: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | 
     ax_kw.set_title(f"Fleet {first:%Y-%m-%d %H:%M}-{last_end:%Y-%m-%d %H:%M} UTC: {n_sites} sites, "
                     f"{int(series['devices'].iloc[0]) if len(series) else 0} devices, "
                     f"{int(series['shaded'].sum())} of {len(series)} intervals shaded", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.09, right=0.80, top=0.94, bottom=0.10, hspace=0.08)  # fixed: tight_layout costs ~0.3 s
     return FleetDayPlot(png=figure_png(fig), series=series, gaps=gaps, timezone=timezone)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +130,12 @@ def test_fleet_timezone_is_where_most_sites_are():
     assert fleet_timezone(reg) == "America/Chicago"
     assert fleet_timezone(reg.iloc[0:0]) == "UTC"
     assert fleet_timezone(pd.DataFrame({"site_id": ["a", "b"], "timezone": ["US/B", "US/A"]})) == "US/A"
+
+
+def test_200_sites_of_5_minute_rows_plot_under_a_second():
+    rows = fleet_rows("2026-06-01", sites=200, interval_s=300)  # 288,000 rows
+    plot_fleet_day(rows.head(50), DAY)  # first call pays matplotlib's import and font cache
+    t0 = time.process_time()  # CPU time: other processes on a shared machine do not count
+    plot = plot_fleet_day(rows, DAY, timezone="America/Chicago")
+    assert time.process_time() - t0 < 1.0
+    assert plot.series["pv_kw"].eq(sum(range(1, 201))).all() and plot.series["devices"].iloc[0] == 600

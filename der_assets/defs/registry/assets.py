@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from der_assets import config
 from der_assets.atomic import write_csv_atomic
 from der_assets.capacity.stored import site_capacity_columns
+from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import WarehouseResource
 from der_assets.registry.files import to_text_frame
 from der_assets.registry.iso_export import ISO_COLUMNS, iso_inventory, site_inventory
@@ -49,9 +50,19 @@ def asset_registry(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "battery_kwh": float(round(inventory["battery_kwh"].sum(), 3)),
             "sites_by_edc": dg.MetadataValue.json({str(k): int(v) for k, v in by_edc.items()}),
             "last_import_id": last_import if last_import is not None else 0,
+            **_fleet_map(registry),
         },
         data_version=dg.DataVersion(registry_fingerprint(registry)),
     )
+
+
+def _fleet_map(registry: pd.DataFrame) -> dict:
+    """The fleet map (sites by latitude/longitude, coloured by ISO zone, sized by battery kWh) as metadata."""
+    from der_assets.registry.plot import plot_fleet_map
+
+    fleet_map = plot_fleet_map(registry)
+    return {**plot_metadata("fleet_map", fleet_map.png, asset="asset_registry", alt="fleet map by ISO zone"),
+            "sites_without_coordinates": len(fleet_map.unplaced)}
 
 
 @dg.asset(
