@@ -30,12 +30,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from der_assets import config
 from der_assets.atomic import write_atomic
 from der_assets.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger("der_assets.intake")
 
@@ -195,15 +197,23 @@ class _Format(logging.Formatter):
         return super().format(record).replace("\n", " | ")
 
 
+_CHATTY = ("openleadr", "apscheduler", "uvicorn", "aiohttp")
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    # openleadr logs every poll at INFO with message dict reprs (and resets its level on import),
+    # so its INFO lines are filtered at the handler; our own lines say what happened
+    return record.levelno >= logging.WARNING or not record.name.startswith(_CHATTY)
+
+
 def configure_logging(stream=None, level: int = logging.INFO) -> None:
-    """Readable one-line logs for a long-running intake or VTN process; libraries' chatter at WARNING."""
+    """Readable one-line logs for a long-running intake or VTN process; libraries' chatter only from WARNING."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_Format("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_quiet_libraries)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("openleadr", "apscheduler", "uvicorn", "uvicorn.error", "aiohttp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class IntakeService:
