@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from der_assets.atomic import write_atomic
+from der_assets.figures import figure_png, pyplot
 
 
 def plot_distribution(estimate, path: str | Path) -> Path:
-    """Histogram of daily fleet totals with P50, P90 and the recommended commitment marked, kW."""
-    import matplotlib
+    """`distribution_png` written to `path`, atomically."""
+    png = distribution_png(estimate)
+    return write_atomic(path, lambda tmp: tmp.write_bytes(png))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def distribution_png(estimate) -> bytes:
+    """Histogram of daily fleet totals with P50, P90 and the recommended commitment marked, kW (800 x 450 px)."""
+    plt = pyplot()
     s = estimate.summary
     daily = estimate.daily["fleet_kw"].to_numpy()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
@@ -26,9 +30,4 @@ def plot_distribution(estimate, path: str | Path) -> Path:
                  f"{s['n_days']} days, nameplate {s['nameplate_kw']:,.0f} kW", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return figure_png(fig)

@@ -7,22 +7,21 @@ and a plot of the distribution in its metadata. A weekly schedule re-estimates; 
 sensor's imports and each newly complete month of telemetry re-run them too.
 """
 
-import base64
 import datetime as dt
 import json
 import os
-import tempfile
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from der_assets.capacity import CapacityInputError, EstimateParams, plot_distribution
+from der_assets.capacity import CapacityInputError, EstimateParams
 from der_assets.capacity import accreditation as acc
 from der_assets.capacity.availability import Window, site_availability as compute_availability
 from der_assets.capacity.estimate import DEFAULT_EFFICIENCY, estimate_from_availability
+from der_assets.capacity.plot import distribution_png
 from der_assets.capacity.stored import availability_from_rows, availability_rows
+from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import ClockResource, WarehouseResource
 from der_assets.defs.telemetry.assets import _table
 from der_assets.registry.store import current_registry
@@ -158,11 +157,6 @@ def site_availability(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                                         "by_reason": _table(reasons)})
 
 
-def _png_markdown(path: Path) -> dg.MetadataValue:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return dg.MetadataValue.md(f"![deliverable kW distribution](data:image/png;base64,{data})")
-
-
 @dg.asset(
     group_name="capacity",
     partitions_def=capacity_partitions,
@@ -197,14 +191,14 @@ def capacity_estimate(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             deliverable_p90_kw=s["deliverable_p90_kw"], accredited_p90_kw=s["accredited_p90_kw"],
             recommended_commit_kw=s["recommended_commit_kw"], summary_json=json.dumps(s),
             computed_at=dt.datetime.now(dt.UTC)))
-    with tempfile.TemporaryDirectory() as tmp:
-        plot = _png_markdown(plot_distribution(estimate, Path(tmp) / "distribution.png"))
+    plot = plot_metadata("distribution", distribution_png(estimate), asset="capacity_estimate",
+                         partition=f"{iso}_{year}", alt="deliverable kW distribution")
     unverified = [w for w in estimate.warnings if w.startswith("unverified")]
     yield dg.MaterializeResult(metadata={
         **{k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         "class_rating_source": s["class_rating_source"], "accreditation_class": s["accreditation_class"],
         "losses": _table(estimate.losses.round(3)), "by_group": _table(estimate.by_group.round(3)),
-        "distribution": plot, "warnings": "\n".join(estimate.warnings) or "none"})
+        **plot, "warnings": "\n".join(estimate.warnings) or "none"})
     yield dg.AssetCheckResult(check_name="unverified_inputs", passed=not unverified, severity=dg.AssetCheckSeverity.WARN,
                               metadata={"unverified": "\n".join(unverified) or "none",
                                         "class_rating_verified": bool(s["class_rating_verified"])})

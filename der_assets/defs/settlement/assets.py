@@ -13,7 +13,6 @@ from `SettlementSettings` (DER_SETTLEMENT_METHOD_<ISO>, DER_SETTLEMENT_RATE_USD_
 market time is Eastern prevailing time for PJM, NYISO and ISO-NE alike.
 """
 
-import base64
 import datetime as dt
 import json
 import os
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 
 from der_assets import config
 from der_assets.connectors.landing import mark, read_payload
+from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import WarehouseResource
 from der_assets.defs.telemetry.assets import _table
 from der_assets.errors import UserError
@@ -206,12 +206,11 @@ def event_baselines(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                                         "sites": _table(missing[["event_id", "site_id", "interval_start", "basis"]])})
 
 
-def _usd_plot(by_class: dict) -> dg.MetadataValue:
-    import matplotlib
+def _usd_plot(by_class: dict) -> bytes:
+    """US$ at stake per discrepancy class, as PNG bytes (700 x 320 px)."""
+    from der_assets.figures import figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(by_class)
     values = [by_class[n].get("usd_at_stake", 0.0) or 0.0 for n in names]
     counts = [by_class[n].get("n", 0) for n in names]
@@ -222,12 +221,7 @@ def _usd_plot(by_class: dict) -> dg.MetadataValue:
     ax.axvline(0, color="#333333", linewidth=0.8)
     ax.set_xlabel("US$ at stake (+ the ISO owes us)")
     fig.tight_layout()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "usd.png"
-        fig.savefig(path, format="png")
-        plt.close(fig)
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return dg.MetadataValue.md(f"![dollars at stake by class](data:image/png;base64,{data})")
+    return figure_png(fig)
 
 
 @dg.asset(
@@ -280,7 +274,9 @@ def settlement_reconciliation(context: dg.AssetExecutionContext, warehouse: Ware
         "n_lines": s["n_lines"], "matched": s["matched"], "discrepancies": s["discrepancies"],
         "usd_at_stake": s["usd_at_stake"], "by_class": json.dumps(s["by_class"]),
         "discrepancy_table": _table(disc.drop(columns=["evidence"], errors="ignore")),
-        "usd_by_class": _usd_plot(s["by_class"]), "dispute_packages": dg.MetadataValue.path(str(out)),
+        **plot_metadata("usd_by_class", _usd_plot(s["by_class"]), asset="settlement_reconciliation", partition=key,
+                        alt="dollars at stake by class"),
+        "dispute_packages": dg.MetadataValue.path(str(out)),
         "warnings": "\n".join(rec.warnings) or "none"})
     threshold = settlement.threshold_usd()
     yield dg.AssetCheckResult(check_name="unexplained_usd", passed=unexplained <= threshold,
