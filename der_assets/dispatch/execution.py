@@ -13,6 +13,9 @@
   goes wrong, every battery that was ever commanded is released. A device is never left
   discharging by this code.
 The clock and sleep are injected: the platform uses the wall clock, and tests use the twin's.
+An event takes real time, so each interval's outcome is handed to `on_interval` as it happens
+(an `IntervalProgress`): the Dagster step logs it as one readable line and stores it, so an
+operator sees the event while it runs instead of an "executing" step.
 """
 
 from __future__ import annotations
@@ -27,6 +30,29 @@ from der_assets.dispatch.adapters import Ack
 
 Send = Callable[[str, str, str, float | None, int], Awaitable[Ack]]
 Replan = Callable[[set[str], pd.Timestamp], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class IntervalProgress:
+    """What happened when one interval's setpoints went out."""
+
+    interval_start: pd.Timestamp
+    sent: int  # setpoints sent for the interval (holds and re-dispatched shares included)
+    acknowledged: int
+    failed: tuple[str, ...]  # batteries that refused or could not be reached in this interval
+    replanned: int  # re-plans made in this interval (0 or 1)
+    commanded_kw: float  # sum of the acknowledged setpoints
+    discharging: tuple[str, ...] = ()  # batteries that acknowledged a discharge setpoint in this interval
+
+    def line(self, delivered_kwh: float | None = None, instructed_kwh: float | None = None) -> str:
+        """The interval as one log line; delivered-so-far when telemetry has measured some of it."""
+        failed = f"{len(self.failed)} failed" + (f" ({', '.join(self.failed)})" if self.failed else "")
+        so_far = ("delivered so far not yet measured" if delivered_kwh is None
+                  else f"delivered so far {delivered_kwh:.1f} kWh"
+                  + (f" of {instructed_kwh:.1f} kWh" if instructed_kwh is not None else ""))
+        return (f"interval {self.interval_start.strftime('%H:%MZ')}: {self.sent} setpoints sent, "
+                f"{self.acknowledged} acknowledged, {failed}, re-planned {self.replanned}, "
+                f"{self.commanded_kw:.1f} kW commanded; {so_far}")
 
 
 @dataclass
@@ -52,10 +78,12 @@ async def execute_plan(
     replan: Replan | None = None,
     cancelled: Callable[[], bool] = lambda: False,
     lead_s: float = 0.0,
+    on_interval: Callable[[IntervalProgress], None] | None = None,
 ) -> ExecutionReport:
     """Send `plan` (battery_id, interval_start, setpoint_kw) interval by interval until `end`.
 
     batteries: battery_id, site_id, source for every battery in the plan.
+    on_interval: called once per interval, after its setpoints (and any re-dispatch) went out.
     """
     info = batteries.set_index("battery_id")
     report = ExecutionReport()
@@ -63,6 +91,7 @@ async def execute_plan(
     commanded: set[str] = set()
     plan = plan.assign(interval_start=pd.to_datetime(plan["interval_start"], utc=True))
     hold_s = 2 * interval_s
+    step = pd.Timedelta(seconds=interval_s)
 
     async def command(ids_setpoints: list[tuple[str, float | None]]) -> list[Ack]:
         acks = await asyncio.gather(*[send(b, info.loc[b, "site_id"], info.loc[b, "source"], sp, hold_s)
@@ -78,12 +107,15 @@ async def execute_plan(
             wait_s = (t - now()).total_seconds() - lead_s
             if wait_s > 0:
                 await sleep(wait_s)
+            if t + step <= now():
+                continue  # already over (a run resumed late): a setpoint for the past only disturbs the site
             due = plan[(plan["interval_start"] == t) & ~plan["battery_id"].isin(report.failed)]
             orders = [(b, float(sp)) for b, sp in zip(due["battery_id"], due["setpoint_kw"], strict=True)
                       if sp > 1e-6 or b in active]  # renew holds every interval: device timers revert them
             orders = [(b, sp if sp > 1e-6 else 0.0) for b, sp in orders]
             hold = [(b, 0.0) for b in active - {b for b, _ in orders} - report.failed]
             acks = await command(orders + hold)
+            interval_acks = list(acks)
             for ack in acks:
                 if ack.setpoint_kw is None:
                     active.discard(ack.battery_id)
@@ -105,9 +137,19 @@ async def execute_plan(
                 extra = [(b, float(sp)) for b, sp in zip(retry["battery_id"], retry["setpoint_kw"], strict=True)
                          if sp > 1e-6 and b not in report.failed]
                 if extra:
-                    for ack in await command(extra):
+                    more = await command(extra)
+                    interval_acks += more
+                    for ack in more:
                         commanded.add(ack.battery_id)
                         (active.add if ack.ok else report.failed.add)(ack.battery_id)
+            if on_interval is not None:
+                ok = [a for a in interval_acks if a.ok]
+                on_interval(IntervalProgress(
+                    interval_start=t, sent=len(interval_acks), acknowledged=len(ok),
+                    failed=tuple(sorted({a.battery_id for a in interval_acks if not a.ok})),
+                    replanned=1 if newly_failed and replan is not None else 0,
+                    commanded_kw=round(sum(a.setpoint_kw or 0.0 for a in ok), 3),
+                    discharging=tuple(sorted({a.battery_id for a in ok if a.setpoint_kw}))))
         wait_s = (end - now()).total_seconds()
         if wait_s > 0 and not cancelled():
             await sleep(wait_s)

@@ -1,4 +1,19 @@
-"""Dispatch in Dagster: one dynamic partition per instruction; plan, commands, performance."""
+"""Dispatch in Dagster: one dynamic partition per instruction; plan, commands, performance.
+
+Lineage: the plan reads the registry and the latest day of interval_telemetry (SoC, history),
+the commands the registry, the event's measurement interval_telemetry, and the settlement at
+the meters meter_intervals; each is declared, so the graph is the data flow. Instructions are
+dynamic partitions and days are time windows: Dagster has no mapping from an instruction to
+the days its event touches, so the plan's edge uses the latest day (a plan is made for now, from
+the newest telemetry) and the measurements' edges every day (an event is measured from its own
+days, which the lineage cannot name).
+
+Status: the dynamic partitions start empty, and nothing here materializes a dispatch asset
+without an instruction (no automation condition, no schedule, no unpartitioned job). The UI
+draws an asset with no partitions at all as "0 partitions" in green, since none is missing. A
+check that should stop a run (no plan, no battery reachable) is blocking with ERROR severity,
+which in Dagster 1.13 fails the step and so the run; a shortfall stays a WARN.
+"""
 
 import asyncio
 import datetime as dt
@@ -10,21 +25,24 @@ import sqlalchemy as sa
 
 from der_assets import config
 from der_assets.atomic import write_csv_atomic
+from der_assets.defs.dispatch.settings import final_after, final_coverage_pct
+from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import ClockResource, WarehouseResource
 from der_assets.defs.telemetry.assets import _table
 from der_assets.defs.telemetry.partitions import VENDOR_SOURCES
 from der_assets.dispatch.adapters import send_setpoint
 from der_assets.dispatch.contract import build_problem, plan_frame, summary_dict, validate_fleet, validate_forecast
-from der_assets.dispatch.execution import execute_plan
+from der_assets.dispatch.execution import IntervalProgress, execute_plan
 from der_assets.dispatch.fleet_inputs import fleet_from_registry, forecast_from_history
 from der_assets.dispatch.intake import store
-from der_assets.dispatch.optimizer import solve_fast
 from der_assets.dispatch.metered import BASELINE_METHOD, baseline_windows, metered_delivery
-from der_assets.dispatch.performance import delivery
+from der_assets.dispatch.optimizer import solve_fast
+from der_assets.dispatch.performance import coverage, delivery, verdict
+from der_assets.dispatch.plot import plot_dispatch, soc_bands
 from der_assets.notify import alert
 from der_assets.registry.store import current_registry
 from der_assets.warehouse.bulk import bulk_insert
-from der_assets.warehouse.schema import dispatch_commands, dispatch_plans, interval_telemetry
+from der_assets.warehouse.schema import dispatch_commands, dispatch_event_log, dispatch_plans, interval_telemetry
 from der_assets.warehouse.schema import event_performance as performance_table
 from der_assets.warehouse.schema import event_performance_metered as metered_table
 
@@ -34,12 +52,23 @@ HISTORY_DAYS = 7
 RECOVERY = pd.Timedelta(hours=2)
 MIN_DELIVERY_PCT = 95.0
 INTAKE_LOOKBACK = dt.timedelta(seconds=60)  # longer than any intake transaction takes to commit
+GIVE_UP_LOOKBACK = dt.timedelta(days=7)  # how far back the sensor looks for events still provisional
+# check_failure_alerts skips a check whose metadata carries this key: event_performance sends its own
+# alert, once per modification and only on a final figure
+ALERT_POLICY = "alert_policy"
+ALERT_POLICY_TEXT = "event_performance alerts once, on the final figure"
+
+LATEST_DAY = dg.LastPartitionMapping()
+EVERY_DAY = dg.AllPartitionMapping()
 
 
-def _telemetry(engine, start: pd.Timestamp, end: pd.Timestamp, channels: list[str]) -> pd.DataFrame:
+def _telemetry(engine, start: pd.Timestamp, end: pd.Timestamp, channels: list[str],
+               devices: list[str] | None = None) -> pd.DataFrame:
     t = interval_telemetry
     query = sa.select(t).where(t.c.interval_start >= start.to_pydatetime(), t.c.interval_start < end.to_pydatetime(),
                                t.c.channel.in_(channels), t.c.source.in_(VENDOR_SOURCES))
+    if devices is not None:
+        query = query.where(t.c.device_id.in_(devices))
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.name for c in t.columns])
     frame["interval_start"] = pd.to_datetime(frame["interval_start"], utc=True)
@@ -76,9 +105,38 @@ def make_plan(engine, stored: store.StoredInstruction, now: pd.Timestamp, exclud
     return problem, solve_fast(problem), warnings + more + list(problem.warnings or [])
 
 
+def _instructed_kw(instruction) -> pd.DataFrame:
+    return pd.DataFrame({"interval_start": instruction.interval_start,
+                         "instructed_kw": np.asarray(instruction.target_kw, dtype=float)})
+
+
+def _records_table(frame: pd.DataFrame, limit: int = 300) -> dg.MetadataValue:
+    """A typed metadata table (numbers stay numbers, times as ISO text): what the UI shows as a table."""
+    kinds = {"i": "int", "u": "int", "f": "float", "b": "bool"}
+    shown = frame.head(limit)
+    columns = [dg.TableColumn(c, kinds.get(shown[c].dtype.kind, "string")) for c in shown.columns]
+
+    def cell(value, kind):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        if kind == "string":
+            return value.isoformat() if isinstance(value, (pd.Timestamp, dt.datetime)) else str(value)
+        return value.item() if hasattr(value, "item") else value
+
+    records = [dg.TableRecord({c.name: cell(v, c.type) for c, v in zip(columns, row, strict=True)})
+               for row in shown.itertuples(index=False)]
+    return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))
+
+
 @dg.asset(group_name="dispatch", partitions_def=instructions, kinds={"cvxpy", "sql"},
+          deps=["asset_registry", dg.AssetDep("interval_telemetry", partition_mapping=LATEST_DAY)],
           check_specs=[dg.AssetCheckSpec("plan_meets_target", asset="dispatch_plan", partitions_def=instructions,
-                                         description="The fleet can deliver the whole instruction.")],
+                                         description="The fleet can deliver the whole instruction."),
+                       dg.AssetCheckSpec("plan_exists", asset="dispatch_plan", partitions_def=instructions,
+                                         blocking=True,
+                                         description="The plan gives some battery a discharge setpoint (when the "
+                                                     "instruction asks for any): with none, no command goes out "
+                                                     "and the run fails.")],
           description="Battery setpoints for an instruction: minimum shortfall first, then subscribers and fairness.")
 def dispatch_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                   clock: ClockResource):
@@ -87,6 +145,7 @@ def dispatch_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     if stored.status == "cancelled":
         yield dg.MaterializeResult(metadata={"status": "cancelled", "modification": stored.modification})
         yield dg.AssetCheckResult(check_name="plan_meets_target", passed=True, metadata={"status": "cancelled"})
+        yield dg.AssetCheckResult(check_name="plan_exists", passed=True, metadata={"status": "cancelled"})
         return
     problem, plan, warnings = make_plan(engine, stored, clock.clock().now())
     frame = plan_frame(problem, plan.setpoint_kw)
@@ -99,22 +158,123 @@ def dispatch_plan(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     out = config.data_home() / "dispatch" / stored.instruction_id / f"plan_m{stored.modification}.csv"
     write_csv_atomic(frame, out)
     summary = summary_dict(problem, plan.setpoint_kw, plan.solve_s)
-    context.log.info(f"plan {stored.instruction_id} m{stored.modification}: {summary}")
+    context.log.info(f"plan {stored.instruction_id} m{stored.modification}: {summary['status']}, "
+                     f"{summary['planned_kwh']:.1f} of {summary['target_kwh']:.1f} kWh planned over "
+                     f"{summary['n_batteries']} batteries, shortfall {summary['shortfall_kwh']:.1f} kWh, "
+                     f"solved in {summary['solve_s']:.2f} s")
+    picture = _plan_picture(rows, problem, stored)
     yield dg.MaterializeResult(metadata={**{k: (v.item() if hasattr(v, "item") else v) for k, v in summary.items()
                                             if not isinstance(v, list)},
                                          "modification": stored.modification, "plan_csv": dg.MetadataValue.path(str(out)),
-                                         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none")})
+                                         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+                                         **plot_metadata("planned_vs_instructed", picture, asset="dispatch_plan",
+                                                         partition=context.partition_key,
+                                                         alt="planned vs instructed kW and planned SoC band")})
     yield dg.AssetCheckResult(check_name="plan_meets_target", passed=summary["shortfall_kwh"] <= 1e-6,
                               severity=dg.AssetCheckSeverity.WARN,
                               metadata={"shortfall_kwh": float(summary["shortfall_kwh"]),
                                         "target_kwh": float(summary["target_kwh"])})
+    discharging = int(frame.loc[frame["setpoint_kw"] > 0, "battery_id"].nunique())
+    wanted = float(summary["target_kwh"]) > 1e-6
+    yield dg.AssetCheckResult(check_name="plan_exists", passed=bool(discharging > 0 or not wanted),
+                              severity=dg.AssetCheckSeverity.ERROR,
+                              metadata={"batteries_discharging": discharging,
+                                        "planned_kwh": float(summary["planned_kwh"]),
+                                        "target_kwh": float(summary["target_kwh"]),
+                                        "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings)
+                                                                        or "none")})
 
 
-@dg.asset(group_name="dispatch", partitions_def=instructions, deps=[dispatch_plan], kinds={"python", "sql"},
+def _plan_picture(rows: pd.DataFrame, problem, stored: store.StoredInstruction) -> bytes:
+    """Planned against instructed kW, and the planned SoC band of the batteries given a discharge."""
+    instruction = stored.to_instruction()
+    kw = _instructed_kw(instruction)
+    planned = rows.groupby("interval_start")["setpoint_kw"].sum()
+    kw["planned_kw"] = kw["interval_start"].map(planned).astype(float)
+    capacity = pd.Series(problem.capacity_kwh, index=problem.battery_id)
+    used = rows[rows["battery_id"].isin(rows.loc[rows["setpoint_kw"] > 0, "battery_id"].unique())]
+    soc_rows = pd.DataFrame({"device_id": used["battery_id"], "channel": "soc_pct",
+                             "interval_start": used["interval_start"], "interval_s": instruction.interval_minutes * 60,
+                             "value": 100.0 * used["soc_end_kwh"] / used["battery_id"].map(capacity)})
+    soc = soc_bands(soc_rows, sorted(used["battery_id"].unique()))
+    return plot_dispatch(kw, soc, title=f"{stored.instruction_id} m{stored.modification}: planned "
+                                        f"{float(planned.sum() * instruction.interval_minutes / 60):.1f} of "
+                                        f"{float(kw['instructed_kw'].sum() * instruction.interval_minutes / 60):.1f} kWh")
+
+
+class _EventLog:
+    """The live event view: each interval's progress as one log line and one dispatch_event_log row."""
+
+    def __init__(self, context, engine, stored: store.StoredInstruction):
+        self.context, self.engine, self.stored = context, engine, stored
+        self.instruction = stored.to_instruction()
+        self.discharging: set[str] = set()
+        self.rows: list[dict] = []
+        with engine.begin() as conn:
+            conn.execute(dispatch_event_log.delete().where(dispatch_event_log.c.instruction_id == stored.instruction_id,
+                                                           dispatch_event_log.c.modification == stored.modification))
+
+    def delivered_so_far(self, until: pd.Timestamp) -> tuple[float | None, float]:
+        """Measured delivery and instructed energy of the event's intervals that ended before `until`."""
+        ins = self.instruction
+        ended = ins.interval_start < until
+        instructed = float(np.asarray(ins.target_kw, dtype=float)[ended].sum() * ins.interval_minutes / 60)
+        if not ended.any() or not self.discharging:
+            return None, instructed
+        batteries = sorted(self.discharging)
+        rows = _telemetry(self.engine, ins.start - pd.Timedelta(hours=1), until, ["battery_kwh"], batteries)
+        perf = delivery(rows, ins.interval_start[ended], np.asarray(ins.target_kw, dtype=float)[ended],
+                        ins.interval_minutes, batteries)
+        measured = perf["delivered_kwh"].dropna()
+        return (round(float(measured.sum()), 3) if not measured.empty else None), instructed
+
+    def __call__(self, progress: IntervalProgress) -> None:
+        self.discharging |= set(progress.discharging)
+        try:
+            delivered, instructed = self.delivered_so_far(progress.interval_start)
+        except sa.exc.SQLAlchemyError as exc:  # the event goes on without its progress figure
+            self.context.log.warning(f"delivered-so-far unavailable: {str(exc).splitlines()[0]}")
+            delivered, instructed = None, None
+        line = progress.line(delivered, instructed)
+        self.context.log.info(line)
+        kw = dict(zip(self.instruction.interval_start, np.asarray(self.instruction.target_kw, dtype=float),
+                      strict=True))
+        row = {"instruction_id": self.stored.instruction_id, "modification": self.stored.modification,
+               "interval_start": progress.interval_start.to_pydatetime(), "logged_at": dt.datetime.now(dt.UTC),
+               "setpoints_sent": progress.sent, "acknowledged": progress.acknowledged, "failed": len(progress.failed),
+               "failed_batteries": ", ".join(progress.failed) or None, "replans": progress.replanned,
+               "commanded_kw": progress.commanded_kw, "instructed_kw": kw.get(progress.interval_start),
+               "instructed_so_far_kwh": instructed, "delivered_so_far_kwh": delivered, "line": line}
+        self.rows.append(row)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(dispatch_event_log.delete().where(
+                    dispatch_event_log.c.instruction_id == row["instruction_id"],
+                    dispatch_event_log.c.modification == row["modification"],
+                    dispatch_event_log.c.interval_start == row["interval_start"]))
+                conn.execute(dispatch_event_log.insert().values(**row))
+        except sa.exc.SQLAlchemyError as exc:
+            self.context.log.warning(f"event log row for {progress.interval_start:%H:%MZ} not stored: "
+                                     f"{str(exc).splitlines()[0]}")
+
+    def frame(self) -> pd.DataFrame:
+        columns = ["interval_start", "setpoints_sent", "acknowledged", "failed", "failed_batteries", "replans",
+                   "commanded_kw", "instructed_kw", "instructed_so_far_kwh", "delivered_so_far_kwh"]
+        return pd.DataFrame(self.rows, columns=["instruction_id", "modification", "logged_at", "line", *columns])[columns]
+
+
+@dg.asset(group_name="dispatch", partitions_def=instructions, deps=[dispatch_plan, "asset_registry"],
+          kinds={"python", "sql"},
           check_specs=[dg.AssetCheckSpec("all_batteries_acknowledged", asset="device_commands",
                                          partitions_def=instructions,
-                                         description="Every commanded battery acknowledged its setpoints.")],
-          description="Setpoints sent interval by interval over each vendor's control path; released at the end.")
+                                         description="Every commanded battery acknowledged its setpoints."),
+                       dg.AssetCheckSpec("commands_reached_fleet", asset="device_commands",
+                                         partitions_def=instructions, blocking=True,
+                                         description="Some battery acknowledged a discharge setpoint (when the plan "
+                                                     "had any): with none, the event was not carried out and the "
+                                                     "run fails.")],
+          description="Setpoints sent interval by interval over each vendor's control path; released at the end. "
+                      "Each interval is logged as it happens and kept in dispatch_event_log.")
 def device_commands(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     clock: ClockResource):
     engine = warehouse.engine()
@@ -130,6 +290,7 @@ def device_commands(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     if stored.status == "cancelled" or plan.empty:
         plan = pd.DataFrame(columns=["battery_id", "interval_start", "setpoint_kw"])
     instruction = stored.to_instruction()
+    event_log = _EventLog(context, engine, stored)
 
     def replan(failed: set[str], at: pd.Timestamp) -> pd.DataFrame:
         problem, again, _ = make_plan(engine, stored, clock.now(), exclude=failed)
@@ -140,50 +301,136 @@ def device_commands(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         latest = store.latest(engine, stored.instruction_id)
         return latest is None or latest.status == "cancelled" or latest.modification != stored.modification
 
+    context.log.info(f"{stored.instruction_id} m{stored.modification}: {plan['battery_id'].nunique()} batteries "
+                     f"planned, {instruction.start:%Y-%m-%d %H:%MZ} to {instruction.end:%H:%MZ}, "
+                     f"setpoints {config.command_lead_s():g} s ahead of each interval")
     report = asyncio.run(execute_plan(plan, batteries, end=instruction.end, interval_s=instruction.interval_minutes * 60,
                                       send=send_setpoint, now=clock.now, sleep=clock.sleep, replan=replan,
-                                      cancelled=cancelled, lead_s=config.command_lead_s()))
+                                      cancelled=cancelled, lead_s=config.command_lead_s(), on_interval=event_log))
     acks = report.frame()
     if not acks.empty:
         with engine.begin() as conn:
             bulk_insert(conn, dispatch_commands, acks.rename(columns={"at": "sent_at"}).assign(
                 instruction_id=stored.instruction_id, modification=stored.modification))
     failed = acks[~acks["ok"]] if not acks.empty else acks
+    discharged = sorted({a.battery_id for a in report.acks if a.ok and a.setpoint_kw})
+    context.log.info(f"{stored.instruction_id} m{stored.modification} done: {len(acks)} commands, "
+                     f"{len(discharged)} batteries discharged, {len(report.failed)} failed, {report.replans} re-plans, "
+                     f"{len(report.released)} released")
     yield dg.MaterializeResult(metadata={"commands": len(acks), "failed_batteries": len(report.failed),
-                                         "replans": report.replans, "released": len(report.released)})
+                                         "batteries_discharged": len(discharged),
+                                         "replans": report.replans, "released": len(report.released),
+                                         "event_log": _records_table(event_log.frame())})
     yield dg.AssetCheckResult(check_name="all_batteries_acknowledged", passed=not report.failed,
                               severity=dg.AssetCheckSeverity.WARN, metadata={"failures": _table(failed)})
+    wanted = bool((pd.to_numeric(plan["setpoint_kw"]) > 0).any()) and stored.status != "cancelled"
+    yield dg.AssetCheckResult(check_name="commands_reached_fleet", passed=bool(discharged or not wanted),
+                              severity=dg.AssetCheckSeverity.ERROR,
+                              metadata={"batteries_discharged": len(discharged), "failed_batteries": len(report.failed),
+                                        "failures": _table(failed)})
 
 
-@dg.asset(group_name="dispatch", partitions_def=instructions, deps=[device_commands], kinds={"pandas", "sql"},
+def _latest_performance(instance: dg.DagsterInstance, partition: str) -> dict | None:
+    """The last event_performance materialization's status and modification for an instruction, if any."""
+    found = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("event_performance"), asset_partitions=[partition]), limit=1)
+    if not found.records:
+        return None
+    metadata = found.records[0].asset_materialization.metadata
+    return {k: metadata[k].value for k in ("status", "modification") if k in metadata}
+
+
+def _previous_alert(engine, stored: store.StoredInstruction):
+    t = performance_table
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(t.c.alerted_at)).where(
+            t.c.instruction_id == stored.instruction_id, t.c.modification == stored.modification)).scalar()
+
+
+@dg.asset(group_name="dispatch", partitions_def=instructions, kinds={"pandas", "sql"},
+          deps=[device_commands, dg.AssetDep("interval_telemetry", partition_mapping=EVERY_DAY)],
           check_specs=[dg.AssetCheckSpec("delivery", asset="event_performance", partitions_def=instructions,
-                                         description=f"The fleet delivered at least {MIN_DELIVERY_PCT:g} % of the instruction.")],
-          description="Delivered against instructed per interval, from the canonical battery telemetry.")
-def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+                                         description=f"The fleet delivered at least {MIN_DELIVERY_PCT:g} % of the "
+                                                     "instruction, judged once the telemetry covers the event "
+                                                     "(until then the result is provisional, a warning, no alert).")],
+          description="Delivered against instructed per interval, from the canonical battery telemetry; provisional "
+                      "until the telemetry covers the event, re-run by event_telemetry_sensor as it lands.")
+def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource):
     engine = warehouse.engine()
     stored = _instruction(engine, context.partition_key)
     instruction = stored.to_instruction()
+    now = clock.clock().now()
     commanded = _commanded(engine, stored)
-    rows = _telemetry(engine, instruction.start - pd.Timedelta(hours=1), instruction.end, ["battery_kwh"])
-    perf = delivery(rows, instruction.interval_start, np.asarray(instruction.target_kw), instruction.interval_minutes,
+    step = pd.Timedelta(minutes=instruction.interval_minutes)
+    rows = _telemetry(engine, instruction.start - pd.Timedelta(hours=1), instruction.end + step,
+                      ["battery_kwh", "soc_pct"], commanded)
+    battery_rows = rows[(rows["channel"] == "battery_kwh") & (rows["interval_start"] < instruction.end)]
+    perf = delivery(battery_rows, instruction.interval_start, np.asarray(instruction.target_kw), instruction.interval_minutes,
                     commanded)
-    now = dt.datetime.now(dt.UTC)
+    per_battery = coverage(battery_rows, instruction.start, instruction.end, commanded)
+    judged = verdict(per_battery, threshold_pct=final_coverage_pct(), now=now, event_end=instruction.end,
+                     give_up=final_after())
+    instructed = float(perf["instructed_kwh"].sum())
+    measured = float(perf["delivered_kwh"].sum())  # NaN intervals (nobody reported) add nothing: unknown
+    total_pct = round(100.0 * measured / max(instructed, 1e-9), 2)
+    short = judged.final and bool(commanded) and total_pct < MIN_DELIVERY_PCT
+    alerted_at = _previous_alert(engine, stored)
+    if short and alerted_at is None:
+        alert("under_delivery", f"instruction {stored.instruction_id} m{stored.modification} delivered "
+              f"{total_pct:.1f} % ({measured:.1f} of {instructed:.1f} kWh), final"
+              + (f", incomplete: {len(judged.missing)} batteries not fully measured" if judged.incomplete else ""),
+              instruction_id=stored.instruction_id, modification=stored.modification, delivered_kwh=measured,
+              instructed_kwh=instructed, coverage_pct=judged.coverage_pct, incomplete=judged.incomplete,
+              run_id=context.run_id, asset="event_performance", check="delivery")
+        alerted_at = dt.datetime.now(dt.UTC)
+    stored_rows = perf[perf["delivered_kwh"].notna()].assign(  # an interval nobody reported in has no row
+        instruction_id=stored.instruction_id, modification=stored.modification,
+        computed_at=dt.datetime.now(dt.UTC), status=judged.status, coverage_pct=judged.coverage_pct,
+        incomplete=judged.incomplete, alerted_at=alerted_at)
     with engine.begin() as conn:
         conn.execute(performance_table.delete().where(performance_table.c.instruction_id == stored.instruction_id,
                                                       performance_table.c.modification == stored.modification))
-        bulk_insert(conn, performance_table, perf.assign(instruction_id=stored.instruction_id,
-                                                         modification=stored.modification, computed_at=now))
-    total_pct = float(100.0 * perf["delivered_kwh"].sum() / max(float(perf["instructed_kwh"].sum()), 1e-9))
-    if total_pct < MIN_DELIVERY_PCT:
-        alert("under_delivery", f"instruction {stored.instruction_id} delivered {total_pct:.1f} %",
-              instruction_id=stored.instruction_id, modification=stored.modification,
-              delivered_kwh=float(perf["delivered_kwh"].sum()), instructed_kwh=float(perf["instructed_kwh"].sum()))
-    yield dg.MaterializeResult(metadata={"delivered_kwh": float(perf["delivered_kwh"].sum()),
-                                         "instructed_kwh": float(perf["instructed_kwh"].sum()),
-                                         "delivered_pct": round(total_pct, 2), "batteries": len(commanded)})
-    yield dg.AssetCheckResult(check_name="delivery", passed=total_pct >= MIN_DELIVERY_PCT,
+        bulk_insert(conn, performance_table, stored_rows)
+    context.log.info(f"{stored.instruction_id} m{stored.modification}: {judged.status}"
+                     f"{' (incomplete)' if judged.incomplete else ''}, telemetry covers {judged.coverage_pct:.1f} % "
+                     f"of {len(commanded)} batteries' event time, {len(judged.missing)} not fully measured; "
+                     f"measured delivery {measured:.1f} of {instructed:.1f} kWh ({total_pct:.1f} %)")
+    missing = dg.MetadataValue.md("\n".join(f"- {b}" for b in judged.missing[:100])
+                                  + (f"\n- ... {len(judged.missing) - 100} more" if len(judged.missing) > 100 else "")
+                                  or "none")
+    kw = _instructed_kw(instruction).assign(
+        planned_kw=lambda f: f["interval_start"].map(_planned_kw(engine, stored)).astype(float),
+        delivered_kw=perf["delivered_kwh"].to_numpy(dtype=float) / (instruction.interval_minutes / 60))
+    picture = plot_dispatch(kw, soc_bands(rows, commanded),
+                            title=f"{stored.instruction_id} m{stored.modification}: {judged.status}, "
+                                  f"telemetry {judged.coverage_pct:.0f} %, delivered {total_pct:.1f} %")
+    common = {"status": judged.status, "coverage_pct": judged.coverage_pct, "incomplete": judged.incomplete,
+              "delivered_pct": total_pct, "missing_batteries": missing, ALERT_POLICY: ALERT_POLICY_TEXT}
+    yield dg.MaterializeResult(metadata={"delivered_kwh": measured, "instructed_kwh": instructed, **common,
+                                         "modification": stored.modification, "batteries": len(commanded),
+                                         "batteries_missing": len(judged.missing),
+                                         "final_coverage_pct": final_coverage_pct(),
+                                         "alert_sent_at": alerted_at.isoformat() if alerted_at else "none",
+                                         "per_interval": _records_table(perf),
+                                         **plot_metadata("delivery_plot", picture, asset="event_performance",
+                                                         partition=context.partition_key,
+                                                         alt="instructed, planned and delivered kW; SoC band")})
+    yield dg.AssetCheckResult(check_name="delivery", passed=bool(judged.final and total_pct >= MIN_DELIVERY_PCT),
                               severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"delivered_pct": round(total_pct, 2), "per_interval": _table(perf)})
+                              description=None if judged.final else
+                              f"provisional: the telemetry covers {judged.coverage_pct:.1f} % of the event so far "
+                              f"(final at {final_coverage_pct():g} %); not judged yet",
+                              metadata={**common, "per_interval": _table(perf)})
+
+
+def _planned_kw(engine, stored: store.StoredInstruction) -> pd.Series:
+    with engine.connect() as conn:
+        plan = pd.DataFrame(conn.execute(sa.select(dispatch_plans.c.interval_start, dispatch_plans.c.setpoint_kw).where(
+            dispatch_plans.c.instruction_id == stored.instruction_id,
+            dispatch_plans.c.modification == stored.modification)).mappings().all(),
+            columns=["interval_start", "setpoint_kw"])
+    plan["interval_start"] = pd.to_datetime(plan["interval_start"], utc=True)
+    return plan.groupby("interval_start")["setpoint_kw"].sum()
 
 
 def _commanded(engine, stored: store.StoredInstruction, column: str = "battery_id") -> list[str]:
@@ -206,7 +453,8 @@ def _ami_grid(engine, sites: list[str], start: pd.Timestamp, end: pd.Timestamp) 
     return frame
 
 
-@dg.asset(group_name="dispatch", partitions_def=instructions, deps=[event_performance], kinds={"pandas", "sql"},
+@dg.asset(group_name="dispatch", partitions_def=instructions, kinds={"pandas", "sql"},
+          deps=[event_performance, dg.AssetDep("meter_intervals", partition_mapping=EVERY_DAY)],
           check_specs=[dg.AssetCheckSpec("metered_delivery", asset="metered_performance", partitions_def=instructions,
                                          description=f"At the meters, against the {BASELINE_METHOD} baseline, the "
                                                      f"commanded sites delivered at least {MIN_DELIVERY_PCT:g} % "
@@ -264,6 +512,50 @@ def dispatch_instruction_sensor(context: dg.SensorEvaluationContext, warehouse: 
         dynamic_partitions_requests=[instructions.build_add_request(keys)],
         cursor=cursor,
     )
+
+
+measure_job = dg.define_asset_job("measure_delivery", selection=dg.AssetSelection.assets(event_performance))
+
+
+def _provisional(instance: dg.DagsterInstance, event: store.StoredInstruction) -> bool:
+    """The event was measured (the dispatch run reached event_performance) and its figure is not final."""
+    last = _latest_performance(instance, event.instruction_id)
+    return bool(last) and last.get("modification") == event.modification and last.get("status") == "provisional"
+
+
+@dg.sensor(job=measure_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def event_telemetry_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, clock: ClockResource):
+    """Re-measures an event whose delivery is still provisional each time a day of interval_telemetry
+    the event touches is rebuilt (after every pull), and once more when the give-up horizon passes."""
+    engine = warehouse.engine()
+    after = int(context.cursor) if context.cursor else None
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("interval_telemetry"), after_storage_id=after), limit=200,
+        ascending=True)
+    requests, seen = [], set()
+    for record in found.records:
+        day = record.partition_key
+        if not day:
+            continue
+        start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+        for event in store.overlapping(engine, start, start + dt.timedelta(days=1)):
+            if (event.instruction_id, event.modification) in seen or not _provisional(context.instance, event):
+                continue
+            seen.add((event.instruction_id, event.modification))
+            requests.append(dg.RunRequest(
+                partition_key=event.instruction_id,
+                run_key=f"{event.instruction_id}:{event.modification}:telemetry:{day}:{record.storage_id}"))
+    now = clock.clock().now().to_pydatetime()
+    horizon = final_after().to_pytimedelta()
+    for event in store.overlapping(engine, now - horizon - GIVE_UP_LOOKBACK, now - horizon):
+        if (event.end + horizon <= now and (event.instruction_id, event.modification) not in seen
+                and _provisional(context.instance, event)):
+            requests.append(dg.RunRequest(partition_key=event.instruction_id,
+                                          run_key=f"{event.instruction_id}:{event.modification}:final-after-horizon"))
+    cursor = str(found.records[-1].storage_id) if found.records else context.cursor
+    if not requests:
+        return dg.SensorResult(skip_reason="no provisional event touched by new telemetry", cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
 metered_job = dg.define_asset_job("settle_on_meters", selection=dg.AssetSelection.assets(metered_performance))
