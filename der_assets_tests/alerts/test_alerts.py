@@ -52,6 +52,7 @@ def test_failed_check_reaches_the_webhook_once(engine, warehouse_url, tmp_path, 
             sensor_name="check_failure_alerts", dagster_instance=instance,
             dagster_run=instance.get_run_by_id(result.run_id), dagster_event=result.get_run_success_event())
         check_failure_alerts(context)
-    assert [a["details"]["severity"] for a in received] == ["AssetCheckSeverity.WARN"]
+    assert [a["details"]["severity"] for a in received] == ["WARN"]
     assert received[0]["title"] == "check edc_account_present failed on asset_registry"
     assert received[0]["details"]["run_id"] == result.run_id
+    assert received[0]["run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
