@@ -70,22 +70,108 @@ def start_twin(env: dict[str, str]) -> subprocess.Popen:
                             stdout=log, stderr=subprocess.STDOUT)
 
 
-def run_dagster_dev(env: dict[str, str], *, host: str, port: int, twin: bool = True) -> int:
-    """Run the twin and `dagster dev` (webserver and daemon) in the foreground until interrupted."""
+DEMO_INTAKE_PORT = 8787  # the intake webhook's documented port (README, Intake)
+DEMO_VTN_PORT = 8788
+
+
+def _loopback_port(preferred: int) -> int:
+    """``preferred`` when it is free on 127.0.0.1, else a free one: a second `der dev` (or a test
+    run beside the first) still gets an intake, and says where it is."""
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free loopback port")
+
+
+def start_vtn(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """The demo fleet's OpenADR VTN (`der demo vtn`), for when no external VTN is configured."""
+    from der_assets.simulator.vtn import OPENADR_PATH
+
+    home = Path(env[config.DER_HOME_ENV])
+    port = _loopback_port(DEMO_VTN_PORT)
+    (home / "vtn_ready.json").unlink(missing_ok=True)
+    log = open(home / "vtn.log", "a")
+    proc = subprocess.Popen([_venv_bin("der"), "demo", "vtn", "--port", str(port),
+                             "--ready-file", str(home / "vtn_ready.json")],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}{OPENADR_PATH}"
+
+
+def start_intake(env: dict[str, str], echo: Callable[[str], None]) -> list[subprocess.Popen]:
+    """`der intake` beside the UI (webhook, inbox watcher, VEN), plus the demo VTN its VEN talks to
+    when DER_OPENADR_VTN_URL names no external one. Demo webhook secrets unless configured."""
+    from der_assets.dispatch.intake import service as intake
+
+    home = Path(env[config.DER_HOME_ENV])
+    procs = []
+    env = dict(env)
+    vtn_note = f"external VTN {env.get(intake.VTN_URL_ENV)}"
+    if not env.get(intake.VTN_URL_ENV):
+        vtn, env[intake.VTN_URL_ENV] = start_vtn(env)
+        procs.append(vtn)
+        _wait_for(home / "vtn_ready.json", vtn, timeout_s=30)  # so the VEN's first registration finds it
+        vtn_note = (f"demo VTN {env[intake.VTN_URL_ENV]} (log {home / 'vtn.log'}); "
+                    f"issue an event with `der demo event --in 10m --kw 500`")
+    port = int(env.get(intake.PORT_ENV) or _loopback_port(DEMO_INTAKE_PORT))
+    ready = Path(env.get(intake.READY_ENV) or home / "intake_ready.json")
+    ready.unlink(missing_ok=True)
+    log = open(home / "intake.log", "a")
+    procs.append(subprocess.Popen([_venv_bin("der"), "intake", "--demo", "--port", str(port), "--ready-file", str(ready)],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT))
+    secrets = intake.demo_secrets()
+    token = env.get(intake.BEARER_ENV) or (None if env.get(intake.HMAC_ENV) else secrets["bearer_token"])
+    hmac_secret = env.get(intake.HMAC_ENV) or (None if env.get(intake.BEARER_ENV) else secrets["hmac_secret"])
+    inbox = env.get(intake.INBOX_ENV) or home / "dispatch_inbox"
+    echo(f"intake: webhook http://127.0.0.1:{port}/instructions"
+         + (f" (Authorization: Bearer {token}" if token else " (")
+         + (f"; or X-DER-Signature: sha256=HMAC-SHA256 of the body with secret {hmac_secret})" if hmac_secret else ")"))
+    echo(f"intake: inbox {inbox}; {vtn_note}")
+    echo(f"intake: health lines in {ready}, log {home / 'intake.log'}")
+    return procs
+
+
+def _wait_for(ready: Path, proc: subprocess.Popen, *, timeout_s: float) -> bool:
+    """Until ``proc`` has written its ready file (False if it died or took too long; the VEN retries)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_dagster_dev(env: dict[str, str], *, host: str, port: int, twin: bool = True, intake: bool = True,
+                    echo: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> int:
+    """Run the twin, the intake and `dagster dev` (webserver and daemon) in the foreground until interrupted."""
     dagster_home = Path(env["DAGSTER_HOME"])
     env = {**env, config.TWIN_READY_ENV: env.get(config.TWIN_READY_ENV) or str(config.data_home() / "twin_ready.json")}
-    # SIGTERM ends `der dev` through the finally below, so the twin never outlives the UI
+    # SIGTERM ends `der dev` through the finally below, so the twin and the intake never outlive the UI
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    twin_proc = start_twin(env) if twin else None
+    procs = [start_twin(env)] if twin else []
     cmd = [_venv_bin("dagster"), "dev", "-w", str(dagster_home / "workspace.yaml"), "-h", host, "-p", str(port)]
     try:
+        if intake:
+            procs += start_intake(env, echo)
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
     finally:
-        if twin_proc is not None and twin_proc.poll() is None:
-            twin_proc.terminate()
-            try:
-                twin_proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                twin_proc.kill()
+        for proc in reversed(procs):
+            _stop(proc)

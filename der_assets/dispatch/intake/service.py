@@ -253,7 +253,10 @@ class IntakeService:
             "ven": dict(self.ven),
             "resources": known,
         }
-        if self.settings.demo:
+        demo = demo_secrets()
+        if self.settings.demo and self.settings.hmac_secret in (None, demo["hmac_secret"]) \
+                and self.settings.bearer_token in (None, demo["bearer_token"]):
+            # only the generated demo secrets are ever written; an operator's own stay in the environment
             out["credentials"] = {"hmac_secret": self.settings.hmac_secret, "bearer_token": self.settings.bearer_token}
         return out
 
