@@ -128,9 +128,13 @@ def event_baselines(meter: pd.DataFrame, events: Sequence, sites: pd.DataFrame,
                     params: Mapping | None = None) -> tuple[pd.DataFrame, list[str]]:
     """compute_baseline per event (its method) over its enrolled sites' meters: the baseline frame plus event_id."""
     from der_assets.settlement.baselines import compute_baseline, history_span, method_params, prepare_meter
+    from der_assets.settlement.baselines.matrix import meter_codes
 
     frames, warnings = [], []
-    all_meters = set(meter["meter_id"].unique()) if len(meter) else set()
+    ids = meter["meter_id"]
+    coded = len(meter) > 0 and not isinstance(ids.dtype, pd.CategoricalDtype)  # a Categorical has its codes
+    codes, uniques = meter_codes(ids) if coded else (None, None)  # one pass over the ids for every meter set
+    all_meters = set(uniques) if coded else set(ids.unique())
     groups: dict[frozenset, list] = {}
     for event in events:
         if not event.method:
@@ -140,9 +144,16 @@ def event_baselines(meter: pd.DataFrame, events: Sequence, sites: pd.DataFrame,
     for wanted, group in groups.items():
         if not wanted:
             continue
-        frame = meter if len(wanted) == len(all_meters) else meter[meter["meter_id"].isin(wanted)]
+        frame, frame_codes = meter, (codes, uniques) if coded else None
+        if len(wanted) < len(all_meters) and not coded:
+            frame = meter[ids.isin(wanted)]
+        elif len(wanted) < len(all_meters):  # this meter set's rows, their codes renumbered (ids stay sorted)
+            member = np.fromiter((u in wanted for u in uniques), dtype=bool, count=len(uniques))
+            rows = member[codes]
+            frame, frame_codes = meter[rows], ((np.cumsum(member) - 1)[codes[rows]], uniques[member])
         spans = [history_span(e.method, e, method_params(e.method, params)) for e in group]
-        matrix = prepare_meter(frame, min(a for a, _ in spans), max(b for _, b in spans))  # built once per meter set
+        matrix = prepare_meter(frame, min(a for a, _ in spans), max(b for _, b in spans),  # once per meter set
+                               codes=frame_codes)
         for event in group:
             plc = None
             if event.method in PLC_METHODS:  # each site's own PLC from the registry; the event's where it is blank

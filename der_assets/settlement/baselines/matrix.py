@@ -56,43 +56,69 @@ class MeterMatrix:
         return self.t0_ns + int(slot) * self.step_s * NS
 
 
-def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None
-                  ) -> MeterMatrix:
+def meter_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, meter ids sorted by their text) so that uniques[codes] is the row's meter.
+
+    Rows already grouped by meter in sorted order (what read_meter_csv and the warehouse give)
+    are read off their run boundaries, with no hashing of 30 M strings; any other order is
+    factorized. Compute it once and pass it to prepare_meter for every span of the same rows.
+    """
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        codes = ids.cat.codes.to_numpy().astype(np.int64)
+        uniques = np.asarray(ids.cat.categories, dtype=object)
+    else:
+        values = ids.to_numpy()
+        if values.dtype == object and len(values):
+            firsts = np.concatenate([[0], np.flatnonzero(values[1:] != values[:-1]) + 1])
+            uniques = values[firsts]
+            if all(isinstance(u, str) for u in uniques):
+                text = uniques.astype(str)
+                if (text[1:] > text[:-1]).all():  # each meter one run, runs in sorted order
+                    lengths = np.diff(np.append(firsts, len(values)))
+                    return np.repeat(np.arange(len(firsts), dtype=np.int64), lengths), uniques
+        codes, uniques = pd.factorize(values)
+        codes = codes.astype(np.int64)
+    # meters in sorted order, whatever order the rows came in
+    order = np.argsort(np.asarray(uniques).astype(str), kind="stable")
+    if not (order == np.arange(len(order))).all():
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = rank[codes]
+    return codes, np.asarray(uniques, dtype=object)[order]
+
+
+def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
+                  *, codes: tuple[np.ndarray, np.ndarray] | None = None) -> MeterMatrix:
     """METER rows (meter_id, interval_start UTC, interval_s, grid_kwh) -> MeterMatrix.
 
     Only rows starting in [start, end) are kept when given. The slot width is the least common
     multiple of the interval lengths (15-minute rows give 900 s slots; a mix of 15- and 60-minute
     meters gives 3600 s). Call it once and pass the result to compute_baseline for many events.
+    codes: meter_codes(meter["meter_id"]), when the caller has it already.
     """
     t = meter["interval_start"]
     if not isinstance(t.dtype, pd.DatetimeTZDtype):
         t = pd.to_datetime(t, utc=True)
     t_ns = pd.DatetimeIndex(t).as_unit("ns").asi8  # UTC epoch nanoseconds
+    interval_s = meter["interval_s"].to_numpy(dtype=np.int64)
+    kwh = meter["grid_kwh"].to_numpy(dtype=np.float64)
+    # a meter with no row in the span keeps its (all-NaN) row, so it is reported as missing rather than dropped
+    codes, uniques = codes if codes is not None else meter_codes(meter["meter_id"])
+    complete = _complete_matrix(uniques, codes, t_ns, interval_s, kwh, start, end) if len(t_ns) else None
+    if complete is not None:
+        return complete
     keep = None
     if start is not None:
         keep = t_ns >= pd.Timestamp(start).value
     if end is not None:
         k2 = t_ns < pd.Timestamp(end).value
         keep = k2 if keep is None else keep & k2
-    ids = meter["meter_id"]
-    interval_s = meter["interval_s"].to_numpy(dtype=np.int64)
-    kwh = meter["grid_kwh"].to_numpy(dtype=np.float64)
-    if isinstance(ids.dtype, pd.CategoricalDtype):
-        codes = ids.cat.codes.to_numpy().astype(np.int64)
-        uniques = np.asarray(ids.cat.categories, dtype=object)
-    else:
-        codes, uniques = pd.factorize(ids.to_numpy())
-        codes = codes.astype(np.int64)
-    # meters in sorted order, whatever order the rows came in; a meter with no row in the span
-    # keeps its (all-NaN) row, so it is reported as missing rather than dropped
-    order = np.argsort(np.asarray(uniques).astype(str), kind="stable")
-    if not (order == np.arange(len(order))).all():  # rows sorted by meter already give sorted codes
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        codes = rank[codes]
-    uniques = np.asarray(uniques, dtype=object)[order]
     if keep is not None and keep.all():
         keep = None  # nothing outside the span: no copies
+    if len(t_ns) and (keep is None or keep.any()):
+        regular = _regular_matrix(uniques, codes, t_ns, interval_s, kwh, keep)
+        if regular is not None:
+            return regular
     if keep is not None:
         t_ns, interval_s, kwh, codes = t_ns[keep], interval_s[keep], kwh[keep], codes[keep]
     if len(t_ns) == 0:
@@ -103,21 +129,80 @@ def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: p
     t0 = int(t_ns.min() // step_ns * step_ns)
     slot = (t_ns - t0) // step_ns
     n_slots = int(slot.max()) + 1
-    n_cells = len(uniques) * n_slots
-    if n_cells > MAX_CELLS:
-        raise UserError(f"meter data spans {len(uniques)} meters x {n_slots} slots of {step_s} s: too large at once; "
-                        "pass fewer meters or a shorter span")
+    n_cells = _cells(len(uniques), n_slots, step_s)
     flat = codes * n_slots + slot
-    if lo == hi and (len(flat) < 2 or bool((flat[1:] > flat[:-1]).all())):
-        # one interval length, rows in order, no duplicates: each row is exactly one slot
-        if len(flat) == n_cells:  # every slot present: the rows already are the matrix
-            kw = kwh * (3600.0 / step_s)
-        else:
-            kw = np.full(n_cells, np.nan)
-            kw[flat] = kwh * (3600.0 / step_s)
+    if lo == hi and (len(flat) < 2 or bool((flat[1:] > flat[:-1]).all())):  # each row exactly one slot
+        kw = np.full(n_cells, np.nan)
+        kw[flat] = kwh * (3600.0 / step_s)
     else:
         valid = ~np.isnan(kwh)
         energy = np.bincount(flat[valid], weights=kwh[valid], minlength=n_cells)
         covered = np.bincount(flat[valid], weights=interval_s[valid].astype(np.float64), minlength=n_cells)
         kw = np.where(covered == step_s, energy / (step_s / 3600.0), np.nan)  # a duplicate covers twice: NaN
     return MeterMatrix(uniques, t0, step_s, kw.reshape(len(uniques), n_slots))
+
+
+def _cells(n_meters: int, n_slots: int, step_s: int) -> int:
+    if n_meters * n_slots > MAX_CELLS:
+        raise UserError(f"meter data spans {n_meters} meters x {n_slots} slots of {step_s} s: too large at once; "
+                        "pass fewer meters or a shorter span")
+    return n_meters * n_slots
+
+
+def _complete_matrix(uniques: np.ndarray, codes: np.ndarray, t_ns: np.ndarray, interval_s: np.ndarray,
+                     kwh: np.ndarray, start: pd.Timestamp | None, end: pd.Timestamp | None) -> MeterMatrix | None:
+    """The usual AMI month with no mask, division or scatter over its rows: every meter has a row for
+    every slot of one interval length, on the grid, in (meter, time) order. The rows then are the
+    matrix, and a span is a range of its columns (each column is one instant). None otherwise."""
+    m = len(uniques)
+    if m == 0 or len(t_ns) % m:
+        return None
+    n = len(t_ns) // m
+    step_s = int(interval_s[0])
+    step_ns = step_s * NS
+    t0 = int(t_ns[0])
+    if t0 % step_ns or not (interval_s == step_s).all():
+        return None
+    times = t0 + np.arange(n, dtype=np.int64) * step_ns
+    if not (t_ns.reshape(m, n) == times).all() or not (codes.reshape(m, n) == np.arange(m)[:, None]).all():
+        return None
+    c0 = 0 if start is None else int(np.searchsorted(times, pd.Timestamp(start).value))
+    c1 = n if end is None else int(np.searchsorted(times, pd.Timestamp(end).value))
+    if c1 <= c0 or m * (c1 - c0) > MAX_CELLS:
+        return None  # the general path reports an empty span, or refuses one too large
+    return MeterMatrix(uniques, int(times[c0]), step_s, kwh.reshape(m, n)[:, c0:c1] * (3600.0 / step_s))
+
+
+def _regular_matrix(uniques: np.ndarray, codes: np.ndarray, t_ns: np.ndarray, interval_s: np.ndarray,
+                    kwh: np.ndarray, keep: np.ndarray | None) -> MeterMatrix | None:
+    """The common case with no bincount and no row copy: one interval length, rows in (meter, time)
+    order with no duplicates, so each row is exactly one slot, and every slot has its row (or the
+    span keeps most rows). The span's columns are cut from the matrix of all rows, when they hold
+    exactly the rows in the span. None otherwise: the general path gives the same matrix."""
+    step_s = int(interval_s[0])
+    if not (interval_s == step_s).all():
+        return None
+    step_ns = step_s * NS
+    t0 = int(t_ns.min() // step_ns * step_ns)
+    slot = (t_ns - t0) // step_ns
+    n_slots = int(slot.max()) + 1
+    n_cells = len(uniques) * n_slots
+    complete = len(t_ns) == n_cells
+    if n_cells > MAX_CELLS or not (complete or keep is None or 2 * np.count_nonzero(keep) >= len(keep)):
+        return None  # the general path checks the size of the span alone, and copies only its rows
+    flat = codes * n_slots + slot
+    if len(flat) > 1 and not bool((flat[1:] > flat[:-1]).all()):
+        return None
+    c0, c1, first = 0, n_slots, t0
+    if keep is not None:
+        first = int(t_ns.min(where=keep, initial=np.iinfo(np.int64).max)) // step_ns * step_ns
+        c0, c1 = (first - t0) // step_ns, int(slot.max(where=keep, initial=-1)) + 1
+        if ((slot >= c0) & (slot < c1) & ~keep).any():  # an off-grid row outside the span shares a column
+            return None
+    if complete:  # the rows already are the matrix
+        kw = kwh.reshape(len(uniques), n_slots)[:, c0:c1] * (3600.0 / step_s)
+    else:
+        kw = np.full(n_cells, np.nan)
+        kw[flat] = kwh * (3600.0 / step_s)
+        kw = kw.reshape(len(uniques), n_slots)[:, c0:c1]
+    return MeterMatrix(uniques, first, step_s, kw)
