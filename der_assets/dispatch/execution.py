@@ -143,13 +143,14 @@ async def execute_plan(
                         commanded.add(ack.battery_id)
                         (active.add if ack.ok else report.failed.add)(ack.battery_id)
             if on_interval is not None:
-                ok = [a for a in interval_acks if a.ok]
+                holding = {a.battery_id: a for a in interval_acks}  # a re-dispatched share supersedes the first
+                holding = [a for a in holding.values() if a.ok]
                 on_interval(IntervalProgress(
-                    interval_start=t, sent=len(interval_acks), acknowledged=len(ok),
+                    interval_start=t, sent=len(interval_acks), acknowledged=sum(a.ok for a in interval_acks),
                     failed=tuple(sorted({a.battery_id for a in interval_acks if not a.ok})),
                     replanned=1 if newly_failed and replan is not None else 0,
-                    commanded_kw=round(sum(a.setpoint_kw or 0.0 for a in ok), 3),
-                    discharging=tuple(sorted({a.battery_id for a in ok if a.setpoint_kw}))))
+                    commanded_kw=round(sum(a.setpoint_kw or 0.0 for a in holding), 3),
+                    discharging=tuple(sorted(a.battery_id for a in holding if a.setpoint_kw))))
         wait_s = (end - now()).total_seconds()
         if wait_s > 0 and not cancelled():
             await sleep(wait_s)
