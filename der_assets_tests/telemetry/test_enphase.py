@@ -133,8 +133,11 @@ T_END0 = 1717200300  # 2024-06-01T00:05:00Z
 
 
 def v4(intervals, **env):
+    """A v4 body whose envelope ends at its last interval (as the API's does for a finished pull);
+    an envelope that declares more is a test of its own (test_real_capture_defects)."""
+    last = max((int(i["end_at"]) for i in intervals if "end_at" in i), default=T_END0)
     body = {"system_id": 1765, "granularity": "day", "total_devices": 35, "start_at": T_END0 - 300,
-            "end_at": T_END0 + 86400, "items": "intervals", "intervals": intervals,
+            "end_at": last, "items": "intervals", "intervals": intervals,
             "meta": {"status": "normal", "last_report_at": T_END0, "last_energy_at": T_END0, "operational_at": 1}}
     body.update(env)
     return json.dumps(body).encode()

@@ -127,9 +127,14 @@ MICRO_CASES = {  # name -> (change, taken by the batch path)
     "total_devices_last": (lambda d: d.update(total_devices=d.pop("total_devices")), True),
     "spike": (lambda d: d["intervals"][150].update(enwh=d["intervals"][150]["enwh"] * 100 + 5000), True),
     "negative": (_set(150, "enwh", -40), True),
-    "gap": (lambda d: d["intervals"].pop(50), True),
+    # an interval the envelope declares and the body skips is a missing row: the one-body parser's
+    "gap": (lambda d: d["intervals"].pop(50), False),
+    "gap_without_envelope": (lambda d: (d["intervals"].pop(50), d.pop("end_at")), True),
+    "gap_after_envelope_end": (lambda d: (d["intervals"].pop(), d.update(end_at=d["intervals"][-1]["end_at"])), True),
+    "float_envelope": (lambda d: d.update(start_at=float(d["start_at"])), False),
     "unknown_field": (_set(3, "vendor_note", "x"), True),
-    "empty": (lambda d: d.update(intervals=[]), True),
+    "empty": (lambda d: d.update(intervals=[]), False),  # the whole declared window is missing rows
+    "empty_without_envelope": (lambda d: (d.update(intervals=[]), d.pop("start_at")), True),
     "string_value": (_set(100, "enwh", "12"), False),
     "percent_string": (_set(100, "enwh", "12%"), False),
     "float_value": (_set(100, "enwh", 12.5), False),
@@ -401,9 +406,15 @@ def test_odd_bodies_in_a_day_read_as_the_reference_reads_them(cloud_bodies):
     other = review[review["issue"] == "other_interval_length"]
     assert other[["channel", "n_intervals"]].values.tolist() == [["pv_kwh", 96]]
     assert other["first_interval"].iloc[0] == DAY and other["last_interval"].iloc[0] == DAY + pd.Timedelta(hours=23, minutes=45)
-    # a body whose intervals straddle the day without one inside it adds no series
+    # a body whose intervals straddle the day without one inside it (and no envelope) adds no series
     doc = json.loads(cloud_bodies["consumption_meter"][0])
     first = doc["intervals"][0]
     doc["intervals"] = [dict(first, end_at=first["end_at"] - 900), dict(first, end_at=first["end_at"] + 86400)]
+    declared = dict(doc)
+    doc.pop("start_at")
     fast = _fast_equals_reference([landed(1, "consumption_meter", json.dumps(doc).encode())], registry)
     assert "load_kwh" not in set(fast.rows["channel"])
+    # with its envelope, the body declares the day it skips: every quarter-hour of it is a missing row
+    fast = _fast_equals_reference([landed(1, "consumption_meter", json.dumps(declared).encode())], registry)
+    load = fast.rows[fast.rows["channel"] == "load_kwh"]
+    assert len(load) == 96 and (load["quality"] == "missing").all()

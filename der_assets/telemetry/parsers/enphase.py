@@ -16,7 +16,13 @@ Cloud v4 quirks:
 - devices_reporting < total_devices: the sum is partial until late micros report (it is
   superseded by a later revision), so the row is kept but flagged 'suspect'.
 - Intervals can fall outside the envelope start_at/end_at: the envelope is NOT used to filter.
+  It does declare a window, though: every interval ending in (start_at, end_at], no later than
+  received_at, that the body does not list is a 'missing' row, as the fleet-day grid makes it
+  (a body that claims a day and skips an hour says nothing else about that hour). An envelope
+  spanning more than MAX_DECLARED_S (the API's one-week limit and a day) is not used; noted.
 - Numbers may arrive as strings, SoC as "97%".
+- pv above what the registry's nameplate (Ctx.nameplate_kw) can make in an interval is
+  'suspect', however few values the body has.
 
 IQ Gateway (local) quirks:
 - Snapshot endpoints: one body is one reading of lifetime counters. Intervals need two or
@@ -47,7 +53,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
-from typing import Annotated, Dict, List, Optional, Sequence
+from typing import Annotated, Any, Dict, List, Optional, Sequence
 
 import msgspec
 import numpy as np
@@ -56,7 +62,8 @@ import pandas as pd
 from .. import timeutil
 from ..counters import combine_net, counter_to_intervals
 from ..schema import QUALITY_CODE
-from ._common import Ctx, concat, floats, from_counter, load_json, load_json_docs, rows, spike_mask, to_float
+from ._common import (Ctx, concat, floats, from_counter, load_json, load_json_docs, over_nameplate, rows, spike_mask,
+                      to_float)
 
 # ---- cloud v4 -------------------------------------------------------------------------
 
@@ -79,6 +86,44 @@ def _v4_intervals(payload: bytes, ctx: Ctx, interval_s: int):
     return doc, items, start
 
 
+MAX_DECLARED_S = 8 * 86400
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _envelope_s(doc: dict) -> Optional[tuple]:
+    """(start_at, end_at) epoch seconds when both are plain finite numbers, else None (not used)."""
+    pair = (doc.get("start_at"), doc.get("end_at"))
+    if not all(_is_number(v) for v in pair):
+        return None
+    try:
+        lo, hi = (float(v) for v in pair)
+    except OverflowError:
+        return None
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) and abs(lo) < 1e12 and abs(hi) < 1e12 else None
+
+
+def _declared_missing(doc: dict, start: pd.DatetimeIndex, interval_s: int, ctx: Ctx) -> pd.DatetimeIndex:
+    """Interval starts the envelope declares (ends in (start_at, end_at], ended by received_at) that
+    the body does not list."""
+    env = _envelope_s(doc)
+    if env is None:
+        return pd.DatetimeIndex([], tz="UTC")
+    lo, hi = env
+    hi = min(hi, ctx.received_at.value / 1e9)
+    if hi - lo > MAX_DECLARED_S:
+        ctx.note(f"envelope start_at..end_at spans {(hi - lo) / 86400:.1f} days, more than the API serves: "
+                 "intervals it does not list are not filled as missing")
+        return pd.DatetimeIndex([], tz="UTC")
+    first, last = (int(lo) // interval_s + 1) * interval_s, int(hi) // interval_s * interval_s
+    ends = np.arange(first, last + 1, interval_s, dtype=np.int64)
+    listed = (start.asi8 // 10**9) + interval_s
+    absent = ends[~np.isin(ends, listed)]
+    return pd.DatetimeIndex(pd.to_datetime((absent - interval_s) * 10**9, utc=True))
+
+
 def _partial_mask(doc: dict, items: List[dict]) -> np.ndarray:
     total = doc.get("total_devices")
     if total is None:
@@ -90,8 +135,13 @@ def _partial_mask(doc: dict, items: List[dict]) -> np.ndarray:
 def _v4_energy(payload: bytes, ctx: Ctx, field: str, channel: str, interval_s: int) -> pd.DataFrame:
     doc, items, start = _v4_intervals(payload, ctx, interval_s)
     wh = floats(i.get(field) for i in items)
-    quality = np.where(_partial_mask(doc, items) | spike_mask(wh), "suspect", "measured")
-    return rows(ctx, channel, start, wh / 1000.0, quality, interval_s)
+    spikes = spike_mask(wh)
+    if channel == "pv_kwh":
+        spikes |= over_nameplate(wh / 1000.0, interval_s, ctx.nameplate_kw)
+    quality = np.where(_partial_mask(doc, items) | spikes, "suspect", "measured")
+    absent = _declared_missing(doc, start, interval_s, ctx)
+    return concat([rows(ctx, channel, start, wh / 1000.0, quality, interval_s),
+                   rows(ctx, channel, absent, np.nan, "missing", interval_s)])
 
 
 def parse_production_micro(payload: bytes, ctx: Ctx) -> pd.DataFrame:
@@ -119,10 +169,13 @@ def parse_battery(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     charge = _nested(items, "charge", "enwh")
     discharge = _nested(items, "discharge", "enwh")
     soc = _nested(items, "soc", "percent")
+    absent = _declared_missing(doc, start, METER_S, ctx)
     return concat(
         [
             rows(ctx, "battery_kwh", start, (discharge - charge) / 1000.0, "measured", METER_S),
             rows(ctx, "soc_pct", start, soc, "measured", METER_S),
+            rows(ctx, "battery_kwh", absent, np.nan, "missing", METER_S),
+            rows(ctx, "soc_pct", absent, np.nan, "missing", METER_S),
         ]
     )
 
@@ -150,6 +203,8 @@ class _Micro(msgspec.Struct, gc=False):
 class _EnergyBody(msgspec.Struct, gc=False):
     intervals: List[_Micro]
     total_devices: _Int = None
+    start_at: Any = None  # the declared window; _envelope_ints says when the fast path may read it
+    end_at: Any = None
 
 
 class _Side(msgspec.Struct, gc=False):
@@ -169,6 +224,8 @@ class _BatteryItem(msgspec.Struct, gc=False):
 
 class _BatteryBody(msgspec.Struct, gc=False):
     intervals: List[_BatteryItem]
+    start_at: Any = None
+    end_at: Any = None
 
 
 _ENERGY_DECODER = msgspec.json.Decoder(_EnergyBody)
@@ -239,7 +296,8 @@ def _complete_decoder(total: int) -> msgspec.json.Decoder:
     at_least = Optional[Annotated[int, msgspec.Meta(ge=total)]]
     item = msgspec.defstruct("_CompleteMicro", [("end_at", int), ("enwh", _Int, None), ("wh_del", _Int, None),
                                                 ("devices_reporting", at_least, None)], gc=False)
-    body = msgspec.defstruct("_CompleteBody", [("intervals", List[item]), ("total_devices", _Int, None)], gc=False)
+    body = msgspec.defstruct("_CompleteBody", [("intervals", List[item]), ("total_devices", _Int, None),
+                                               ("start_at", Any, None), ("end_at", Any, None)], gc=False)
     return msgspec.json.Decoder(body)
 
 
@@ -268,6 +326,34 @@ def _is_utf8(body: bytes) -> bool:
         return False
 
 
+_NO_ENVELOPE = (0, 0, False)
+
+
+def _envelope_ints(doc) -> Optional[tuple]:
+    """(start_at, end_at, declared) for the fast path's completeness check, read as _envelope_s
+    reads the envelope: two whole numbers are checked, no usable pair means no declared window,
+    and other numbers (floats, huge ints) are None: the one-at-a-time parser decides."""
+    pair = (doc.start_at, doc.end_at)
+    if all(type(v) is int and 0 <= v < _END_MAX_S for v in pair):
+        return pair[0], pair[1], True
+    if all(_is_number(v) for v in pair):
+        return None
+    return _NO_ENVELOPE
+
+
+def _incomplete(end_s: np.ndarray, lengths: np.ndarray, envelopes: list, interval_s: int) -> np.ndarray:
+    """Bodies whose declared window (start_at, end_at] has a grid end they do not list: the
+    one-at-a-time parser fills those as missing rows, so they go to it."""
+    lo = np.array([e[0] for e in envelopes], dtype=np.int64)
+    hi = np.array([e[1] for e in envelopes], dtype=np.int64)
+    declared = np.array([e[2] for e in envelopes], dtype=bool)
+    want = np.where(declared, np.maximum(hi // interval_s - lo // interval_s, 0), 0)
+    seg = np.repeat(np.arange(len(lengths)), lengths)
+    inside = (end_s > lo[seg]) & (end_s <= hi[seg]) & (end_s % interval_s == 0)
+    have = np.bincount(seg[inside], minlength=len(lengths))
+    return declared & (have != want)
+
+
 def _segments_of(positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Body index of each row position (rows of the bodies laid end to end)."""
     return np.searchsorted(np.cumsum(lengths), positions, side="right")
@@ -278,7 +364,7 @@ def parse_v4_many(endpoint: str, bodies: Sequence[bytes]) -> V4Columns:
     battery = endpoint == "battery"
     field, channel, interval_s = (None, None, METER_S) if battery else V4_ENERGY[endpoint]
     get_end = attrgetter("end_at")
-    taken, ends, values, partial = [], [], [], []
+    taken, ends, values, partial, envelopes = [], [], [], [], []
     for j, body in enumerate(bodies):
         # load_json's contract: bytes, valid UTF-8 throughout (msgspec does not check skipped fields)
         if not isinstance(body, (bytes, bytearray)) or not (body.isascii() or _is_utf8(body)):
@@ -288,6 +374,9 @@ def parse_v4_many(endpoint: str, bodies: Sequence[bytes]) -> V4Columns:
                 doc, part = _BATTERY_DECODER.decode(body), None
             else:
                 doc, part = _decode_energy(body)
+            envelope = _envelope_ints(doc)
+            if envelope is None:
+                continue  # an envelope only the one-body parser reads
             items = doc.intervals
             end = np.fromiter(map(get_end, items), np.int64, len(items))
             if battery:
@@ -297,6 +386,7 @@ def parse_v4_many(endpoint: str, bodies: Sequence[bytes]) -> V4Columns:
         except (msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError):
             continue  # the one-body parser reads it or says why not
         taken.append(j)
+        envelopes.append(envelope)
         ends.append(end)
         values.append(value)
         if not battery:
@@ -321,6 +411,8 @@ def parse_v4_many(endpoint: str, bodies: Sequence[bytes]) -> V4Columns:
     misaligned = (end_s % min(interval_s, 900)) != 0  # end and start share the grid
     if misaligned.any():
         bad[_segments_of(np.flatnonzero(misaligned), lengths)] = True
+    if len(lengths):
+        bad |= _incomplete(end_s, lengths, envelopes, interval_s)
     start_ns = end_s
     start_ns -= interval_s
     start_ns *= 10**9

@@ -24,7 +24,11 @@ Quirks handled here:
 - PowerFlow Site: P_Grid + import / - export; P_Load NEGATIVE = consumption (load = -P_Load);
   P_Akku + discharge / - charge, null when no battery; P_PV null when unknown (missing,
   never 0). E_Total (Wh lifetime) is the pv counter and is preferred over P_PV; on GEN24 it
-  only updates every 5 min, fine for 15-min intervals. Inverters.*.SOC gives soc_pct.
+  only updates every 5 min, fine for 15-min intervals. Inverters.*.SOC gives soc_pct, but only
+  from a battery that is there: a GEN24 whose battery is disabled answers Battery_Mode
+  "disabled", P_Akku null and SOC 0, and that 0 is nobody's measurement. An inverter's SOC is
+  read only when its Battery_Mode is not "disabled" and Site.P_Akku is not null (null = no
+  battery, per the Solar API doc); otherwise no soc_pct sample is taken from that body.
   Snapshot endpoint: pass a poll log (concatenated bodies); power-only channels are
   integrated -> 'estimated'.
 """
@@ -87,6 +91,9 @@ def parse_archive(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             secs, kwh = _register(node, name, start, ctx)
             regs[name] = (secs, kwh)
         secs = regs[PLUS][0]
+        if not len(secs) and not len(regs[MINUS][0]):  # nothing logged in the window: no rows, not an error
+            frames.append(None)
+            continue
         step = reduce(gcd, np.diff(secs).tolist()) if len(secs) > 1 else 300
         if step <= 0 or secs.min() < 0 or secs.max() > (end - start).total_seconds() + 1:
             ctx.fail(f"{node_key}: archive keys {secs.min()}..{secs.max()} s do not fit Start..End")
@@ -110,8 +117,10 @@ def parse_power_flow(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     for doc in docs:
         _check_status(doc, ctx)
         site = doc["Body"]["Data"]["Site"]
+        battery_there = site.get("P_Akku") is not None
         socs = [to_float(inv.get("SOC")) for inv in (doc["Body"]["Data"].get("Inverters") or {}).values()
-                if isinstance(inv, dict) and "SOC" in inv]
+                if isinstance(inv, dict) and "SOC" in inv and battery_there
+                and str(inv.get("Battery_Mode", "")).strip().lower() != "disabled"]
         recs.append(
             {
                 "t": timeutil.parse_aware(doc["Head"]["Timestamp"]),

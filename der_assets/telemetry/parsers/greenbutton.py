@@ -18,7 +18,12 @@ Quirks handled here:
 - value x 10^powerOfTenMultiplier in uom; only uom 72 (Wh) is electricity energy, anything
   else (169 therm, 119 ft3, 38 W, ...) is a ParseError, not a silent mis-scaled number.
 - accumulationBehaviour 4 (deltaData) is per-interval energy; 1 (bulkQuantity) is a register
-  reading, differenced through counters; other behaviours are refused.
+  reading, differenced through counters; other behaviours are refused. The element is
+  optional (minOccurs="0" in espi_4.0.xsd): without it, each IntervalReading's value is read as
+  the quantity over its own timePeriod, i.e. deltaData, which is what an IntervalReading with a
+  duration says, and the parser notes the assumption.
+- Entries are found by their self links, so two ReadingTypes that differ but share one self
+  link are a ParseError that names the link and what differs; an exact repeat is one entry.
 - flowDirection 1 forward = import (+), 19 reverse = export (-), 4 net = import - export.
   When both forward and reverse are present they are netted per interval.
 - Interval length must be 300/900/3600 s (daily or billing-period readings are refused).
@@ -102,6 +107,10 @@ def _reading_type(rt: Element, ctx: Ctx) -> dict:
     if uom != UOM_WH:
         ctx.fail(f"ReadingType uom {uom!r} is not Wh (72); not electricity energy")
     acc = _text(rt, "accumulationBehaviour")
+    if acc is None:
+        ctx.note("ReadingType has no accumulationBehaviour (optional in ESPI): interval readings read "
+                 "as deltaData, each value the energy of its own timePeriod")
+        acc = "4"
     if acc not in ("4", "1"):
         ctx.fail(f"accumulationBehaviour {acc!r} not supported (need 4 deltaData or 1 bulkQuantity)")
     flow = _text(rt, "flowDirection") or "1"
@@ -136,8 +145,8 @@ def parse_espi(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     """An ESPI Atom feed (or entry) of UsagePoint/MeterReading/ReadingType/IntervalBlock -> grid_kwh."""
     root = _parse_xml(payload, ctx)
     entries = _entries(root)
-    by_self = {e["self"]: e for e in entries if e["self"]}
-    rtypes = [e for e in entries if e["kind"] == "ReadingType"]
+    by_self = _by_self(entries, ctx)
+    rtypes = [e for e in entries if e["kind"] == "ReadingType" and (not e["self"] or by_self.get(e["self"]) is e)]
     blocks = [e for e in entries if e["kind"] == "IntervalBlock"]
     if not entries:  # a bare resource document
         blocks = [{"res": el, "self": None, "up": None} for el in root.iter() if _local(el.tag) == "IntervalBlock"]
@@ -173,6 +182,36 @@ def parse_espi(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             ctx.fail(f"{len(orphans)} IntervalBlocks cannot be linked to a ReadingType")
         _collect(series, (None, id(rtypes[0]["res"])), rtypes[0], orphans, ctx)
     return _to_rows(series, len(usage_points) > 1, ctx)
+
+
+_RT_FIELDS = ("accumulationBehaviour", "flowDirection", "uom", "powerOfTenMultiplier", "intervalLength", "kind")
+
+
+def _by_self(entries: List[dict], ctx: Ctx) -> Dict[str, dict]:
+    """Entries by self link. Two different ReadingTypes under one link cannot be told apart by the
+    MeterReadings that point at it: refused, naming the link and the fields that differ."""
+    out: Dict[str, dict] = {}
+    for e in entries:
+        href = e["self"]
+        if not href:
+            continue
+        seen = out.get(href)
+        if seen is not None and "ReadingType" in (seen["kind"], e["kind"]):
+            a, b = (_rt_summary(x) for x in (seen, e))
+            if a != b:
+                diff = ", ".join(f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in dict.fromkeys([*a, *b])
+                                 if a.get(k) != b.get(k))
+                ctx.fail(f"two different {seen['kind']}/{e['kind']} entries share the self link {href!r} "
+                         f"({diff}); cannot tell which one a MeterReading means")
+            continue  # an exact repeat: one entry
+        out[href] = e
+    return out
+
+
+def _rt_summary(e: dict) -> dict:
+    if e["kind"] != "ReadingType" or e["res"] is None:
+        return {"entry": e["kind"]}
+    return {k: _text(e["res"], k) for k in _RT_FIELDS}
 
 
 def _collect(series, key, rt: dict, blocks: List[dict], ctx: Ctx) -> None:

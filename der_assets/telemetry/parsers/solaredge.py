@@ -26,8 +26,19 @@ Quirks handled here:
 - storageData battery power sign is unverified [A]; it is NOT used. Battery energy comes from
   lifeTimeEnergyDischarged - lifeTimeEnergyCharged (+ discharge), SoC from
   batteryPercentageState.
+- /meters pairs FeedIn with Purchased by site and connection (connectedSolaredgeDeviceSN), not
+  by meter serial: real sites carry the two registers under different serials. One pair per
+  site pairs whatever the serials; a register that cannot be paired gives no grid rows and is
+  listed in the notes, and the payload's other registers (production) are still read.
 - equipmentData totalEnergy is the inverter's lifetime AC output -> pv_kwh. On StorEdge
-  (DC-coupled battery) inverters it also includes battery discharge [A, unverified].
+  (DC-coupled battery) inverters it also includes battery discharge [A, unverified]. On many
+  inverters the register moves in whole kWh, so differencing it every 5 minutes gives runs of
+  "measured" zeros and then 1 kWh jumps while totalActivePower says 1.5 kW. A coarse register
+  is told from the data itself (every reading a multiple of 1,000 Wh, and at least one step);
+  then pv_kwh comes from integrating totalActivePower (W, trapezoids between readings),
+  'estimated'; with no power field, from the register over whole hours, 'estimated'.
+- A PV value above what the inverter's nameplate (Ctx.nameplate_kw) can make in the interval
+  is 'suspect' however short the payload.
 """
 
 from __future__ import annotations
@@ -39,8 +50,8 @@ import pandas as pd
 
 from .. import timeutil
 from ..counters import combine_net, counter_to_intervals
-from ._common import (Ctx, concat, energy_unit_scale, floats, from_counter, load_json, rows, soc_at_interval_end,
-                      spike_mask)
+from ._common import (Ctx, concat, energy_unit_scale, floats, from_counter, load_json, over_nameplate, rows,
+                      soc_at_interval_end, spike_mask)
 
 TIME_UNITS_S = {"QUARTER_OF_AN_HOUR": 900, "HOUR": 3600}
 ENERGY_METERS = {"Production": "pv_kwh", "Consumption": "load_kwh"}
@@ -117,7 +128,10 @@ def _per_interval(ctx: Ctx, block: dict, *, scale_kwh, summed_quality: str, base
         df = _slots_to_utc(labels, vals * scale_kwh(interval_s), ctx, summed_quality=summed_quality)
         if base_quality != "measured":
             df.loc[df["quality"] == "measured", "quality"] = base_quality
-        df.loc[spike_mask(df["value"].to_numpy()), "quality"] = "suspect"
+        spikes = spike_mask(df["value"].to_numpy())
+        if mtype == "Production":
+            spikes |= over_nameplate(df["value"].to_numpy(), interval_s, ctx.nameplate_kw)
+        df.loc[spikes, "quality"] = "suspect"
         series[mtype] = df
     frames = []
     for mtype, channel in ENERGY_METERS.items():
@@ -173,30 +187,51 @@ def _counter(ctx: Ctx, labels, values_wh, interval_s: int) -> pd.DataFrame:
                                 max_gap_s=1.5 * interval_s)
 
 
+def _grid_pairs(grid: List[tuple]) -> tuple:
+    """(Purchased, FeedIn) register pairs of one site, and the registers left unpaired.
+
+    grid: (meterType, serial, connection, counter frame). One of each at the site pair whatever
+    their serials; otherwise they pair per connection (connectedSolaredgeDeviceSN), one of each.
+    """
+    by_type = {m: [g for g in grid if g[0] == m] for m in GRID_METERS}
+    if all(len(v) == 1 for v in by_type.values()):
+        return [(by_type["Purchased"][0], by_type["FeedIn"][0])], []
+    pairs, unpaired = [], []
+    for conn in dict.fromkeys(g[2] for g in grid):
+        here = {m: [g for g in by_type[m] if g[2] == conn] for m in GRID_METERS}
+        if all(len(v) == 1 for v in here.values()):
+            pairs.append((here["Purchased"][0], here["FeedIn"][0]))
+        else:
+            unpaired.extend(here["Purchased"] + here["FeedIn"])
+    return pairs, unpaired
+
+
 def parse_meters(payload: bytes, ctx: Ctx) -> pd.DataFrame:
-    """/site/{id}/meters: lifetime register Wh per meter, one device per meter serial."""
+    """/site/{id}/meters: lifetime register Wh per meter; grid = Purchased - FeedIn, paired by site
+    and connection (a meter that cannot be paired is listed in the notes, never fatal)."""
     block = load_json(payload, ctx)["meterEnergyDetails"]
     interval_s = _interval_s(block, ctx)
     scale = energy_unit_scale(block.get("unit", "Wh"), ctx)
-    by_serial: Dict[str, Dict[str, pd.DataFrame]] = {}
+    frames, grid = [], []
     for meter in block["meters"]:
         mtype = meter["meterType"]
         if mtype not in KNOWN_METERS:
             ctx.fail(f"unknown meterType {mtype!r}")
         serial = str(meter.get("meterSerialNumber") or ctx.device_id or ctx.site_id)
         labels, vals = _values(meter["values"])
-        by_serial.setdefault(serial, {})[mtype] = _counter(ctx, labels, vals, interval_s)
-    frames = []
-    for serial, regs in by_serial.items():
-        dev = ctx.device_id or serial
-        for mtype, channel in ENERGY_METERS.items():
-            if mtype in regs:
-                frames.append(from_counter(ctx, channel, regs[mtype], interval_s, scale, dev))
-        present = [m for m in GRID_METERS if m in regs]
-        if len(present) == 1:
-            ctx.fail(f"meter {serial}: grid needs both Purchased and FeedIn registers; only {present[0]}")
-        if len(present) == 2:
-            frames.append(from_counter(ctx, "grid_kwh", combine_net(regs["Purchased"], regs["FeedIn"]), interval_s, scale, dev))
+        counter = _counter(ctx, labels, vals, interval_s)
+        if mtype in ENERGY_METERS:
+            frames.append(from_counter(ctx, ENERGY_METERS[mtype], counter, interval_s, scale, ctx.device_id or serial))
+        elif mtype in GRID_METERS:
+            grid.append((mtype, serial, str(meter.get("connectedSolaredgeDeviceSN") or ""), counter))
+    pairs, unpaired = _grid_pairs(grid)
+    for (_, p_serial, _, purchased), (_, f_serial, _, feed_in) in pairs:
+        dev = ctx.device_id or p_serial  # one serial, or the import register's where they differ
+        frames.append(from_counter(ctx, "grid_kwh", combine_net(purchased, feed_in), interval_s, scale, dev))
+    if unpaired:
+        listed = ", ".join(f"{m} {serial}" + (f" on {conn}" if conn else "") for m, serial, conn, _ in unpaired)
+        ctx.note(f"no grid_kwh from {len(unpaired)} register(s) without a Purchased/FeedIn partner "
+                 f"at the same connection: {listed}")
     return concat(frames)
 
 
@@ -223,14 +258,60 @@ def parse_storage_data(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     return concat(frames)
 
 
+COARSE_WH = 1000.0  # a lifetime register that only ever shows whole kWh
+
+
+def _coarse(total_wh: np.ndarray) -> bool:
+    """The register moves in whole kWh: every reading a multiple of 1,000 Wh, and it moved."""
+    v = total_wh[np.isfinite(total_wh)]
+    return len(v) >= 2 and bool(np.all(np.mod(v, COARSE_WH) == 0)) and v.max() > v.min()
+
+
+def _integrated_power(ctx: Ctx, labels, power_w: np.ndarray, interval_s: int) -> pd.DataFrame:
+    """totalActivePower (W) at irregular stamps -> Wh per interval by trapezoids between readings,
+    through the counter machinery (so energy is conserved across grid edges), 'estimated'."""
+    loc = _placeable(labels, ctx)
+    t = loc["utc"]
+    ok = (t.notna() & np.isfinite(power_w)).to_numpy()
+    t_ok = pd.DatetimeIndex(t[ok])
+    order = np.argsort(t_ok.asi8, kind="stable")
+    t_ok, p = t_ok[order], power_w[ok][order]
+    dt_h = np.diff(t_ok.asi8) / 3.6e12
+    wh = np.concatenate([[0.0], np.cumsum((p[1:] + p[:-1]) / 2.0 * dt_h)]) if len(p) else p
+    c = counter_to_intervals(t_ok, wh, interval_s=interval_s, max_gap_s=1.5 * interval_s, bidirectional=True)
+    c.loc[c["quality"] == "measured", "quality"] = "estimated"
+    with np.errstate(invalid="ignore"):
+        c.loc[c["energy"] < 0, "quality"] = "suspect"  # an inverter drawing power: kept, flagged
+    return c
+
+
 def parse_equipment_data(payload: bytes, ctx: Ctx) -> pd.DataFrame:
-    """/equipment/{site}/{serial}/data: inverter lifetime totalEnergy (Wh) -> pv_kwh."""
+    """/equipment/{site}/{serial}/data: inverter lifetime totalEnergy (Wh) -> pv_kwh; a whole-kWh
+    register is replaced by integrated totalActivePower (or hourly register steps), 'estimated'."""
     tel = load_json(payload, ctx)["data"]["telemetries"]
     if not tel:
         return concat([])
     labels = [t["date"] for t in tel]
     total_wh = floats(t.get("totalEnergy") for t in tel)
-    return from_counter(ctx, "pv_kwh", _counter(ctx, labels, total_wh, TELEMETRY_S), TELEMETRY_S, 1e-3)
+    if not _coarse(total_wh):
+        pv = from_counter(ctx, "pv_kwh", _counter(ctx, labels, total_wh, TELEMETRY_S), TELEMETRY_S, 1e-3)
+        return _nameplate_check(pv, TELEMETRY_S, ctx)
+    power_w = floats(t.get("totalActivePower") for t in tel)
+    if np.isfinite(power_w).sum() >= 2:
+        ctx.note("totalEnergy moves in whole kWh (every reading a multiple of 1,000 Wh): pv_kwh integrates "
+                 "totalActivePower instead, marked estimated")
+        pv = from_counter(ctx, "pv_kwh", _integrated_power(ctx, labels, power_w, TELEMETRY_S), TELEMETRY_S, 1e-3)
+        return _nameplate_check(pv, TELEMETRY_S, ctx)
+    ctx.note("totalEnergy moves in whole kWh and no totalActivePower was sent: pv_kwh is the register's "
+             "steps over whole hours, marked estimated")
+    hourly = _counter(ctx, labels, total_wh, 3600)
+    hourly.loc[hourly["quality"] == "measured", "quality"] = "estimated"
+    return _nameplate_check(from_counter(ctx, "pv_kwh", hourly, 3600, 1e-3), 3600, ctx)
+
+
+def _nameplate_check(pv: pd.DataFrame, interval_s: int, ctx: Ctx) -> pd.DataFrame:
+    pv.loc[over_nameplate(pv["value"].to_numpy(), interval_s, ctx.nameplate_kw), "quality"] = "suspect"
+    return pv
 
 
 ENDPOINTS = {
