@@ -142,8 +142,11 @@ class TwinHub:
         hist = self.history()
         columns = ["interval_start", "interval_s", "pv_kwh", "load_kwh", "battery_kwh", "grid_kwh", "soc_pct",
                    *COUNTER_COLUMNS]
-        if hist is None:
-            return pd.DataFrame(columns=columns)
+        if hist is None:  # nothing elapsed yet: no rows, but the dtypes of rows (servers use .dt on them)
+            empty = {c: np.empty(0) for c in columns}
+            empty["interval_start"] = pd.DatetimeIndex([], tz="UTC")
+            empty["interval_s"] = np.empty(0, dtype=np.int64)
+            return pd.DataFrame(empty)
         i = self.site_index(site_id)
         starts = hist.interval_start
         mask = (starts >= pd.Timestamp(start)) & (starts < pd.Timestamp(end))

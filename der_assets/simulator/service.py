@@ -222,14 +222,16 @@ async def run(
         if ready_file is not None:
             write_atomic(ready_file, lambda tmp: tmp.write_text(json.dumps(sim.ready(), indent=1)))
 
+    if deliver is not None:
+        sim.history["ami_backlog"] = "delivering"
     write_ready()
     log.info("twin ready: %d HTTP APIs, %d SunSpec devices", len(servers), len(modbus))
 
     # The past's AMI files (each as the utility delivered it, 24-48 h after its day) are written
     # beside the running servers: about 5 ms a file, a thousand files for a week of 200 meters.
+    # The ready file is written again when they are all in the inbox.
     backlog = None
     if deliver is not None:
-        sim.history["ami_backlog"] = "delivering"
         backlog = asyncio.create_task(asyncio.to_thread(_deliver_backlog, deliver, hub, inbox, sim.history))
         backlog.add_done_callback(lambda _: write_ready())
     last_delivery = time.monotonic()
