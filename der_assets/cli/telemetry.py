@@ -17,9 +17,11 @@ from der_assets.errors import UserError, ValidationFailed
 @click.option("--site-id", default="unknown", show_default=True)
 @click.option("--device-id", default=None)
 @click.option("--received-at", default=None, help="RFC 3339 time the payload arrived (default: now).")
+@click.option("--nameplate-kw", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The PV inverter's rated AC kW (registry rated_kw): PV energy it cannot make is flagged suspect.")
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(path_type=Path))
 def normalize(source: str, endpoint: str, tz: str | None, site_id: str, device_id: str | None,
-              received_at: str | None, files: tuple[Path, ...]) -> None:
+              received_at: str | None, nameplate_kw: float | None, files: tuple[Path, ...]) -> None:
     """Print the canonical interval CSV for payload files of one source, endpoint and site.
 
     Several files give one CSV (one header, the files' rows in the order given); a bad file
@@ -44,19 +46,23 @@ def normalize(source: str, endpoint: str, tz: str | None, site_id: str, device_i
         from der_assets.telemetry import ParseError, parse_payload, to_csv
 
         when = pd.Timestamp(when) if when is not None else pd.Timestamp.now(tz="UTC").floor("s")
-        frames = []
+        frames, said = [], []
         for file in files:
             bar.step(f"{file.name}")
             try:
                 payload = file.read_bytes()
             except OSError as exc:
                 raise UserError(f"{file}: cannot be read ({exc.strerror})") from None
+            notes: list[str] = []
             try:
                 frames.append(parse_payload(source, endpoint, payload, site_id=site_id, device_id=device_id,
-                                            tz=tz, received_at=when))
+                                            tz=tz, received_at=when, nameplate_kw=nameplate_kw, notes=notes))
+                said.extend(f"{file}: {note}" for note in notes)  # what was dropped or assumed, on stderr
             except ParseError as exc:
                 raise ValidationFailed(f"{file}: {exc}", []) from None
             except (KeyError, ValueError) as exc:
                 raise UserError(f"{file}: {exc}") from None
         text = to_csv(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
     click.echo(text, nl=False)
+    for line in said:
+        click.echo(line, err=True)
