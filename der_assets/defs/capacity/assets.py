@@ -101,7 +101,8 @@ def _sample_days(now: pd.Timestamp, months: tuple[int, ...]) -> list[dt.date]:
 @dg.asset(
     group_name="capacity",
     partitions_def=capacity_partitions,
-    deps=["asset_registry", dg.AssetDep("interval_telemetry", partition_mapping=dg.AllPartitionMapping())],
+    deps=["asset_registry", dg.AssetDep("interval_telemetry", partition_mapping=dg.AllPartitionMapping()),
+          dg.AssetDep("device_commands", partition_mapping=dg.AllPartitionMapping())],  # refusals in the command history
     kinds={"pandas", "sql"},
     check_specs=[
         dg.AssetCheckSpec("sample_day_coverage", asset="site_availability", partitions_def=capacity_partitions,
@@ -160,7 +161,7 @@ def site_availability(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 @dg.asset(
     group_name="capacity",
     partitions_def=capacity_partitions,
-    deps=[site_availability],
+    deps=[site_availability, "asset_registry"],
     kinds={"pandas", "sql"},
     check_specs=[dg.AssetCheckSpec("unverified_inputs", asset="capacity_estimate", partitions_def=capacity_partitions,
                                    description="Every rating, price and rate the estimate used is verified.")],

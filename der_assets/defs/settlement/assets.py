@@ -46,6 +46,8 @@ monthly = dg.MonthlyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 ISO_MARKET_TZ = "America/New_York"  # PJM, NYISO and ISO-NE settle in Eastern prevailing time
 DEFAULT_METHOD = {"PJM": "pjm_same_day_3_2", "NYISO": "nyiso_average_day", "ISONE": "isone_mean_10_of_10"}
 METER_LOOKBACK = pd.Timedelta(days=70)  # covers the longest baseline lookback in the rule parameters
+# the month's meter days and those of the three months before it (the lookback), as lineage
+METER_MONTHS = dg.TimeWindowPartitionMapping(start_offset=-3)
 MAX_UNEXPLAINED_USD = 100.0
 
 
@@ -144,6 +146,7 @@ def _read_lines(engine, key: str, registry: pd.DataFrame, events: list[Event]) -
     group_name="settlement",
     partitions_def=monthly,
     kinds={"pandas", "sql"},
+    deps=["asset_registry"],  # a line's resource must be one of the registry's
     check_specs=[dg.AssetCheckSpec("statements_parsed", asset="iso_statement", partitions_def=monthly, blocking=True,
                                    description="Every landed statement with lines in the month reads cleanly.")],
     description="ISO statement lines for the month, re-read from the raw statements landed by the inbox sensor.",
@@ -167,7 +170,8 @@ def iso_statement(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 @dg.asset(
     group_name="settlement",
     partitions_def=monthly,
-    deps=[dg.AssetDep("meter_intervals"), dg.AssetDep("reconciled_intervals")],
+    deps=["asset_registry", dg.AssetDep("meter_intervals", partition_mapping=METER_MONTHS),
+          dg.AssetDep("reconciled_intervals", partition_mapping=METER_MONTHS)],
     kinds={"pandas", "sql"},
     check_specs=[dg.AssetCheckSpec("ami_complete", asset="event_baselines", partitions_def=monthly,
                                    description="Every enrolled site has AMI for every event interval it is settled on.")],
@@ -227,7 +231,8 @@ def _usd_plot(by_class: dict) -> bytes:
 @dg.asset(
     group_name="settlement",
     partitions_def=monthly,
-    deps=[iso_statement, event_baselines],
+    deps=[iso_statement, event_baselines, "asset_registry", dg.AssetDep("meter_intervals", partition_mapping=METER_MONTHS),
+          dg.AssetDep("reconciled_intervals", partition_mapping=METER_MONTHS)],
     kinds={"pandas", "sql", "html"},
     check_specs=[dg.AssetCheckSpec("unexplained_usd", asset="settlement_reconciliation", partitions_def=monthly,
                                    description="The dollars in discrepancies stay under the operator's threshold."),

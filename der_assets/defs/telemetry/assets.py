@@ -80,7 +80,8 @@ def _check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
     partitions_def=daily,
     kinds={"pandas", "sql"},
     check_specs=_check_specs("interval_telemetry"),
-    deps=[dg.AssetDep("raw_payloads",
+    deps=["asset_registry",  # the expected series and nameplates come from the registry
+          dg.AssetDep("raw_payloads",
                       partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"))],
     automation_condition=dg.AutomationCondition.eager(),
     description="Canonical, quality-flagged interval series of every vendor device for one UTC day.",
@@ -116,6 +117,7 @@ def _fleet_day_plot(context, rows: pd.DataFrame, registry: pd.DataFrame, day_sta
     group_name="ami",
     partitions_def=daily,
     kinds={"pandas", "sql"},
+    deps=["asset_registry"],  # meters map to sites through the registry
     check_specs=[dg.AssetCheckSpec("quarantined_files", asset="meter_intervals", blocking=True, partitions_def=daily,
                                    description="Every Green Button file landed for the day parsed.")],
     description="Utility AMI interval energy at each meter (Green Button), one UTC day.",

@@ -22,6 +22,7 @@ from der_assets.warehouse.schema import raw_payloads as raw_table
     kinds={"python", "sql"},
     check_specs=[dg.AssetCheckSpec("pull_failures", asset="raw_payloads", partitions_def=day_by_source,
                                    description="Every site of the vendor answered (after retries).")],
+    deps=["asset_registry"],  # the registry says which sites and devices to pull
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
     description="Every payload a vendor gave for one UTC day, kept content-addressed before parsing.",
