@@ -49,7 +49,8 @@ def check_failure_alerts(context: dg.RunStatusSensorContext):
     run = context.dagster_run
     for entry in context.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.event_specific_data
-        if not evaluation.passed:
+        # a check that alerts for itself (event_performance's delivery: once, on the final figure) says so
+        if not evaluation.passed and "alert_policy" not in (evaluation.metadata or {}):
             asset = evaluation.asset_key.to_user_string()
             alert("check_failed", f"check {evaluation.check_name} failed on {asset}",
                   severity=evaluation.severity.name, partition=evaluation.partition,
