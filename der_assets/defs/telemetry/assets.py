@@ -11,6 +11,7 @@ import pandas as pd
 
 from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import WarehouseResource
+from der_assets.defs.telemetry.gx_check import operator_rules_result, operator_rules_spec
 from der_assets.defs.telemetry.partitions import VENDOR_SOURCES, daily
 from der_assets.defs.telemetry.store import day_bounds, landed_for_day, read_day, write_day
 from der_assets.registry.store import current_registry
@@ -79,7 +80,7 @@ def _check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
     group_name="telemetry",
     partitions_def=daily,
     kinds={"pandas", "sql"},
-    check_specs=_check_specs("interval_telemetry"),
+    check_specs=[*_check_specs("interval_telemetry"), operator_rules_spec("interval_telemetry", daily)],
     deps=["asset_registry",  # the expected series and nameplates come from the registry
           dg.AssetDep("raw_payloads",
                       partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"))],
@@ -100,6 +101,7 @@ def interval_telemetry(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     yield dg.MaterializeResult(metadata={"dagster/row_count": stats["rows"], "payloads": len(payloads), **stats,
                                          **_fleet_day_plot(context, result.rows, registry, day_start)})
     yield from _quality_checks(context.asset_key, result, result.rows)
+    yield operator_rules_result(context.asset_key, context.partition_key, result.rows, registry)  # GX, every run
 
 
 def _fleet_day_plot(context, rows: pd.DataFrame, registry: pd.DataFrame, day_start: pd.Timestamp) -> dict:
