@@ -15,7 +15,8 @@ import pandas as pd
 from der_assets.telemetry import ParseError, empty_frame, parse_payload
 from der_assets.telemetry.dense import RowBlock, SeriesKeys, complete_day, other_length_reports, utc_ns
 from der_assets.telemetry.parsers.enphase import V4_MANY, parse_v4_many
-from der_assets.telemetry.quality import complete_grid, flag_suspect, lateness_s, other_length_items, review_items
+from der_assets.telemetry.quality import (complete_grid, ended_by, flag_suspect, lateness_s, other_length_items,
+                                         review_items)
 from der_assets.telemetry.quality import other_length_reports as other_length_rows
 from der_assets.telemetry.schema import CANONICAL_COLUMNS
 
@@ -50,15 +51,25 @@ class DayResult:
     quarantined: list[dict] = field(default_factory=list)
     parsed_ids: list[int] = field(default_factory=list)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self, as_of: pd.Timestamp | None = None) -> dict[str, float]:
+        """The day's counts. The gap share judges only intervals that have ended by `as_of` (the
+        platform's now; None judges every interval, as for a day wholly past): missing counts the
+        judged intervals without a value, future_intervals those not yet ended, and gap_pct is
+        None while nothing has ended (not judged is not 0 % missing)."""
         rows = self.rows
         n = len(rows)
-        missing = int((rows["quality"] == "missing").sum())
+        is_missing = (rows["quality"] == "missing").to_numpy(dtype=bool)
+        judged = ended_by(rows, as_of)
+        n_judged = int(judged.sum())
+        missing = int((is_missing & judged).sum())
         late = lateness_s(rows)
         return {
             "rows": n,
             "missing": missing,
-            "gap_pct": round(100.0 * missing / n, 3) if n else 0.0,
+            "reported": int(n - is_missing.sum()),
+            "judged_intervals": n_judged,
+            "future_intervals": n - n_judged,
+            "gap_pct": round(100.0 * missing / n_judged, 3) if n_judged else (None if n else 0.0),
             "suspect": int((rows["quality"] == "suspect").sum()),
             "late": int((late > LATE_AFTER_S).sum()),
             "quarantined_payloads": len(self.quarantined),

@@ -106,6 +106,58 @@ def lateness_s(frame: pd.DataFrame) -> pd.Series:
     return late.where(frame["quality"] != "missing")
 
 
+def ended_by(frame: pd.DataFrame, as_of: pd.Timestamp | None) -> np.ndarray:
+    """True for each row whose interval has ended at or before `as_of` (every row when as_of is None).
+
+    Why: an interval still running or yet to come has no value because it has not happened. It is
+    neither missing nor measured, so the gap check leaves it out instead of counting it a gap.
+    """
+    if as_of is None:
+        return np.ones(len(frame), dtype=bool)
+    end = frame["interval_start"] + pd.to_timedelta(frame["interval_s"].to_numpy(np.int64), unit="s")
+    return (end <= pd.Timestamp(as_of).tz_convert("UTC")).to_numpy(dtype=bool)
+
+
+def gap_summary(rows: pd.DataFrame, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """Per source: series-intervals judged (ended by as_of), missing among them, still to end, and gap_pct.
+
+    gap_pct is None where nothing has ended yet: no interval judged is not 0 % missing.
+    """
+    judged = ended_by(rows, as_of)
+    frame = pd.DataFrame({"source": rows["source"].astype(str).to_numpy(), "judged": judged,
+                          "missing": judged & (rows["quality"].astype(str) == "missing").to_numpy()})
+    out = frame.groupby("source", sort=True).agg(judged_intervals=("judged", "sum"),
+                                                 missing_intervals=("missing", "sum"), rows=("judged", "size"))
+    out["future_intervals"] = out.pop("rows") - out["judged_intervals"]
+    out = out.astype("int64").reset_index()
+    pct = 100.0 * out["missing_intervals"] / out["judged_intervals"].where(out["judged_intervals"] > 0)
+    out["gap_pct"] = [None if np.isnan(v) else round(float(v), 3) for v in pct]
+    return out
+
+
+def ended_gap_runs(review: pd.DataFrame, rows: pd.DataFrame, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """Review items with each gap run cut to its intervals that have ended by as_of (runs wholly in
+    the future dropped); other items unchanged. rows: the day's canonical rows (each series' length)."""
+    if as_of is None or review.empty or not (review["issue"] == "gap").any():
+        return review
+    as_of = pd.Timestamp(as_of).tz_convert("UTC")
+    lengths = (pd.DataFrame({k: rows[k].astype(str).to_numpy() for k in SERIES_KEYS})
+               .assign(interval_s=rows["interval_s"].to_numpy(np.int64)).drop_duplicates(SERIES_KEYS))
+    keyed = review.reset_index(drop=True)
+    step_s = (keyed[SERIES_KEYS].astype(str).merge(lengths, on=SERIES_KEYS, how="left")["interval_s"]
+              .fillna(0).to_numpy(np.int64))
+    gap = (keyed["issue"] == "gap").to_numpy() & (step_s > 0)
+    first = pd.to_datetime(keyed["first_interval"], utc=True)
+    elapsed_s = (as_of - first).dt.total_seconds().to_numpy()
+    ended_n = np.clip(np.floor_divide(elapsed_s, np.where(step_s > 0, step_s, 1)), 0, None).astype(np.int64)
+    n = np.where(gap, np.minimum(ended_n, keyed["n_intervals"].to_numpy(np.int64)), keyed["n_intervals"].to_numpy(np.int64))
+    out = keyed.assign(n_intervals=n)
+    cut = gap & (n > 0)
+    last = first + pd.to_timedelta(np.where(cut, (n - 1) * step_s, 0), unit="s")
+    out.loc[cut, "last_interval"] = last[cut].to_numpy()
+    return out[~gap | (n > 0)].reset_index(drop=True)
+
+
 def review_items(flagged: pd.DataFrame) -> pd.DataFrame:
     """One row per run of consecutive missing or suspect intervals in a series."""
     columns = [*SERIES_KEYS, "issue", "first_interval", "last_interval", "n_intervals"]
