@@ -118,7 +118,12 @@ def start_intake(env: dict[str, str], echo: Callable[[str], None]) -> list[subpr
         _wait_for(home / "vtn_ready.json", vtn, timeout_s=30)  # so the VEN's first registration finds it
         vtn_note = (f"demo VTN {env[intake.VTN_URL_ENV]} (log {home / 'vtn.log'}); "
                     f"issue an event with `der demo event --in 10m --kw 500`")
-    port = int(env.get(intake.PORT_ENV) or _loopback_port(DEMO_INTAKE_PORT))
+    configured = env.get(intake.PORT_ENV, "").strip()
+    if configured and not configured.isdigit():
+        from der_assets.errors import UserError
+
+        raise UserError(f"{intake.PORT_ENV}={configured!r} is not a port number")
+    port = int(configured) if configured else _loopback_port(DEMO_INTAKE_PORT)
     ready = Path(env.get(intake.READY_ENV) or home / "intake_ready.json")
     ready.unlink(missing_ok=True)
     log = open(home / "intake.log", "a")
