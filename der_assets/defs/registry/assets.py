@@ -19,6 +19,11 @@ from der_assets.warehouse.queries import capacity_site_days_for
 from der_assets.warehouse.schema import registry_imports
 
 iso_partitions = dg.StaticPartitionsDefinition(sorted(ISO_COLUMNS))
+ISO_NAMES = {"ISONE": "ISO-NE", "NYISO": "NYISO", "PJM": "PJM"}
+# a new registry version or capacity estimate re-exports; a missing upstream (no estimate yet) does not hold it back
+EXPORT_AUTOMATION = ((dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated())
+                     .since_last_handled() & ~dg.AutomationCondition.any_deps_in_progress()
+                     & ~dg.AutomationCondition.in_progress()).with_label("export when the registry or capacity changes")
 
 
 def registry_fingerprint(registry: pd.DataFrame) -> str:
@@ -71,13 +76,18 @@ def _fleet_map(registry: pd.DataFrame) -> dict:
     deps=[asset_registry, dg.AssetDep("capacity_estimate", partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
         partition_dimension_name="iso"))],
     partitions_def=iso_partitions,
+    check_specs=[dg.AssetCheckSpec("sites_enrolled", asset="enrollment_package", partitions_def=iso_partitions,
+                                   description="The export lists at least one site, unless the registry has no "
+                                               "site in the ISO at all (then it says so).")],
+    automation_condition=EXPORT_AUTOMATION,
     description="Per-ISO asset inventory with the data elements the ISO asks of a DER aggregator (docs/iso-export.md), "
                 "and each site's deliverable and accredited kW from the ISO's latest capacity estimate.",
 )
-def enrollment_package(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def enrollment_package(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     iso = context.partition_key
     engine = warehouse.engine()
-    inventory = iso_inventory(current_registry(engine), iso)
+    registry = current_registry(engine)
+    inventory = iso_inventory(registry, iso)
     rows, summary = capacity_site_days_for(engine, iso)
     capacity_columns = ["capacity_delivery_year", "accreditation_class", "deliverable_p50_kw", "deliverable_p90_kw",
                         "accredited_kw"]
@@ -88,14 +98,41 @@ def enrollment_package(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         inventory = inventory.assign(**{c: None for c in capacity_columns})
     out = config.data_home() / "exports" / f"enrollment_{iso.lower()}.csv"
     write_csv_atomic(inventory, out)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(inventory),
             "path": dg.MetadataValue.path(str(out)),
             "battery_kw": float(round(inventory["battery_kw"].sum(), 3)) if len(inventory) else 0.0,
         }
     )
+    yield sites_enrolled_result(iso, len(inventory), registry)
 
+
+def sites_enrolled_result(iso: str, exported: int, registry: pd.DataFrame) -> dg.AssetCheckResult:
+    """An empty export is never a silent pass: it fails (WARN) when the ISO has sites in the registry, and
+    passes saying so when the registry has none there (an ISO the fleet does not operate in)."""
+    name = ISO_NAMES.get(iso, iso)
+    sites = registry.drop_duplicates("site_id") if not registry.empty else registry
+    in_iso = sites[sites["iso"] == iso] if not sites.empty else sites
+    by_status = in_iso["site_status"].value_counts().to_dict() if not in_iso.empty else {}
+    metadata = {"sites_exported": exported, "registry_sites_in_iso": len(in_iso)}
+    if exported:
+        return dg.AssetCheckResult(check_name="sites_enrolled", passed=True, metadata=metadata,
+                                   description=f"{exported} site(s) enrolled for {name}")
+    if in_iso.empty:
+        return dg.AssetCheckResult(check_name="sites_enrolled", passed=True, metadata=metadata,
+                                   description=f"no sites enrolled for {name}: the registry has no {name} site, "
+                                               "so the export is empty by design")
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
+    return dg.AssetCheckResult(check_name="sites_enrolled", passed=False, severity=dg.AssetCheckSeverity.WARN,
+                               metadata=metadata,
+                               description=f"no sites enrolled for {name}: the registry's {len(in_iso)} {name} "
+                                           f"site(s) are all retired ({statuses})")
+
+
+registry_automation = dg.AutomationConditionSensorDefinition(
+    "registry_automation", target=dg.AssetSelection.assets(enrollment_package),
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=60)
 
 registry_job = dg.define_asset_job(
     "registry_refresh", selection=dg.AssetSelection.assets(asset_registry), description="Re-read the registry."
