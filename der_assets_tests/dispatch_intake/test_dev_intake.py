@@ -55,6 +55,8 @@ def test_der_dev_intake_and_demo_vtn_processes(isolated_home, tmp_path, monkeypa
     log = (isolated_home / "intake.log").read_text()
     assert "webhook instruction=DEV-1 modification=0 resource=AGG-1 outcome=new" in log
     assert "{'" not in log and "Traceback" not in log  # readable lines, no reprs
+    vtn_log = (isolated_home / "vtn.log").read_text()
+    assert "vtn registered ven_name=der-ven" in vtn_log and "{'" not in vtn_log and "Traceback" not in vtn_log
 
 
 def test_a_busy_port_is_one_line(capsys, monkeypatch):
