@@ -60,23 +60,27 @@ def progress_enabled() -> bool:
 class Steps:
     """A command's progress as steps: phases ("reading the telemetry") or items (one per file).
 
-    `step(name)` finishes the step before it and shows `name` as the one under way. Without a
-    terminal every call does nothing, so commands call it unconditionally.
+    `step(name)` finishes the step before it and shows `name` as the one under way: drawn at once
+    for phases (so even a short one is seen), by the bar's own 10 Hz refresh for items (a redraw
+    costs about a millisecond, more than a small file's parse). Without a terminal every call does
+    nothing, so commands call it unconditionally.
     """
 
-    def __init__(self, bar=None, task=None):
-        self._bar, self._task = bar, task
+    def __init__(self, bar=None, task=None, draw_each_step: bool = True):
+        self._bar, self._task, self._draw = bar, task, draw_each_step
         self._under_way = False
 
     def step(self, name: str) -> None:
         if self._bar is not None:
             self._bar.update(self._task, description=name, advance=1 if self._under_way else 0)
+            if self._draw:
+                self._bar.refresh()
         self._under_way = True
 
 
 @contextmanager
-def progress(total: int) -> Iterator[Steps]:
-    """A bar on stderr for `total` steps, cleared when the command ends (see `Steps`)."""
+def progress(total: int, *, items: bool = False) -> Iterator[Steps]:
+    """A bar on stderr for `total` steps (phases, or with `items` one per file), cleared at the end."""
     if not progress_enabled():
         yield Steps()
         return
@@ -85,4 +89,4 @@ def progress(total: int) -> Iterator[Steps]:
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(file=sys.stderr), transient=True, redirect_stdout=False) as bar:
-        yield Steps(bar, bar.add_task("", total=total))
+        yield Steps(bar, bar.add_task("", total=total), draw_each_step=not items)

@@ -39,7 +39,7 @@ def normalize(source: str, endpoint: str, tz: str | None, site_id: str, device_i
             raise UserError(f"--received-at {received_at!r} needs a UTC offset")
     for file in files:
         require_file(file)
-    with progress(len(files) + 1) as bar:
+    with progress(len(files) + 1, items=len(files) > 1) as bar:
         bar.step("starting")
         import pandas as pd
 

@@ -77,3 +77,16 @@ def test_an_error_under_progress_is_still_one_line(tmp_path):
     last = [line for line in text.split(b"\n") if line.strip()][-1]
     assert last.endswith(f"der: error: {bad}: unsupported file type '.txt'; use .csv or .xlsx".encode())
     assert b"Traceback" not in err
+
+
+def test_registry_import_shows_its_phases_and_prints_the_same_summary(tmp_path, isolated_home):
+    fleet = tmp_path / "fleet.csv"
+    assert _der(["demo", "fleet", "--sites", "30", "--out", str(fleet)], tmp_path, tty=False)[0] == 0
+    code, out, err = _der(["registry", "import", "--dry-run", str(fleet)], tmp_path, tty=True)
+    assert code == 0
+    for phase in (b"reading fleet.csv", b"validating fleet.csv", b"checking fleet.csv"):
+        assert phase in err
+    code, piped_out, piped_err = _der(["registry", "import", "--dry-run", str(fleet)], tmp_path, tty=False)
+    assert (code, piped_err) == (0, b"")
+    assert out == piped_out == f"{fleet}: 60 rows valid; would write 150 versions (created 30 subscribers, 30 sites, " \
+                               f"30 meters, 60 devices; changed nothing)\n".encode()
