@@ -206,14 +206,18 @@ _number = st.one_of(st.integers(-50, 5000), st.none(), st.floats(-10, 10, allow_
 @given(n=st.integers(0, 20), steps=st.lists(st.sampled_from([300, 300, 300, 600, 0, -300, 60]), min_size=20, max_size=20),
        values=st.lists(_number, min_size=20, max_size=20), reporting=st.lists(st.one_of(st.integers(0, 6), st.none()),
                                                                               min_size=20, max_size=20),
-       total=st.one_of(st.none(), st.integers(0, 6), st.just("6")), indent=st.sampled_from([None, 1]))
-def test_v4_many_never_reads_a_body_differently(n, steps, values, reporting, total, indent):
+       total=st.one_of(st.none(), st.integers(0, 6), st.just("6")), indent=st.sampled_from([None, 1]),
+       envelope=st.one_of(st.none(), st.tuples(st.integers(-3, 40), st.integers(-3, 40)),
+                          st.tuples(st.just(0.5), st.integers(0, 40))))
+def test_v4_many_never_reads_a_body_differently(n, steps, values, reporting, total, indent, envelope):
     end = int(DAY.timestamp()) + 300
     items = []
     for k in range(n):
         items.append({"end_at": end, "devices_reporting": reporting[k], "enwh": values[k]})
         end += steps[k]
     doc = {"system_id": 1, "granularity": "day", "intervals": items}
+    if envelope is not None:  # a declared window, in 5-minute steps from the day's start (or a float)
+        doc["start_at"], doc["end_at"] = (int(DAY.timestamp()) + 300 * k if isinstance(k, int) else k for k in envelope)
     if total is not None:
         doc["total_devices"] = total
     body = json.dumps(doc, indent=indent).encode()

@@ -342,16 +342,22 @@ def _envelope_ints(doc) -> Optional[tuple]:
 
 
 def _incomplete(end_s: np.ndarray, lengths: np.ndarray, envelopes: list, interval_s: int) -> np.ndarray:
-    """Bodies whose declared window (start_at, end_at] has a grid end they do not list: the
-    one-at-a-time parser fills those as missing rows, so they go to it."""
+    """Bodies that may skip a grid end their declared window (start_at, end_at] holds: the
+    one-at-a-time parser fills those as missing rows, so they go to it. Per body, not per row:
+    a body whose ends run without a hole from at or before the window's first end to at or after
+    its last is complete; any other body with a declared window goes to the parser, which decides
+    (a hole outside the window costs only speed)."""
     lo = np.array([e[0] for e in envelopes], dtype=np.int64)
     hi = np.array([e[1] for e in envelopes], dtype=np.int64)
     declared = np.array([e[2] for e in envelopes], dtype=bool)
-    want = np.where(declared, np.maximum(hi // interval_s - lo // interval_s, 0), 0)
-    seg = np.repeat(np.arange(len(lengths)), lengths)
-    inside = (end_s > lo[seg]) & (end_s <= hi[seg]) & (end_s % interval_s == 0)
-    have = np.bincount(seg[inside], minlength=len(lengths))
-    return declared & (have != want)
+    first_end, last_end = (lo // interval_s + 1) * interval_s, hi // interval_s * interval_s
+    declared &= last_end >= first_end
+    nonempty = lengths > 0
+    stop = np.cumsum(lengths)
+    first = np.where(nonempty, end_s[np.minimum(stop - lengths, len(end_s) - 1)] if len(end_s) else 0, 0)
+    last = np.where(nonempty, end_s[np.maximum(stop - 1, 0)] if len(end_s) else 0, 0)
+    whole = nonempty & (last - first == (lengths - 1) * interval_s) & (first <= first_end) & (last >= last_end)
+    return declared & ~whole
 
 
 def _segments_of(positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
