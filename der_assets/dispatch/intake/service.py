@@ -165,11 +165,6 @@ class IntakeSettings:
         if self.vtn_url is not None and not self.vtn_url.startswith(("http://", "https://")):
             raise UserError(f"{VTN_URL_ENV}={self.vtn_url!r} is not an http(s) URL")
 
-    @property
-    def webhook_base(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
-
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket; a port in use is one line naming it and the setting to change."""
