@@ -146,15 +146,23 @@ def test_openadr_event_to_measured_delivery(tmp_path, monkeypatch):
                                  resources=resources)
             assert run.success
             checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
-            assert checks == {"plan_meets_target": True, "all_batteries_acknowledged": True}
+            assert checks == {"plan_meets_target": True, "plan_exists": True, "all_batteries_acknowledged": True,
+                              "commands_reached_fleet": True}
+            plan_meta = run.asset_materializations_for_node("dispatch_plan")[0].metadata
+            assert plan_meta["planned_vs_instructed"].value.startswith("![planned vs instructed")
+            event_log = run.asset_materializations_for_node("device_commands")[0].metadata["event_log"].value
+            assert len(event_log.records) == 3  # the live view: one row per 5-minute interval
+            assert all(r.data["acknowledged"] == r.data["setpoints_sent"] for r in event_log.records)
 
             _wait(lambda: clock() >= event_start + pd.Timedelta(minutes=30), "the event's telemetry to settle")
             refresh_telemetry()
             perf = dg.materialize([event_performance], partition_key=event_id, instance=instance, resources=resources)
             check = perf.get_asset_check_evaluations()[0]
             delivered_pct = check.metadata["delivered_pct"].value
+            status = check.metadata["status"].value
     # latency (30 s) and ramp cost the first minute or so of a 15-minute event
     assert delivered_pct > 85.0, delivered_pct
+    assert status == "final"  # half an hour after the event every commanded battery has reported
     with engine.connect() as conn:
         released = conn.execute(sa.select(sa.func.count()).select_from(dispatch_commands)
                                 .where(dispatch_commands.c.setpoint_kw.is_(None), dispatch_commands.c.ok.is_(True))).scalar_one()
