@@ -1,8 +1,12 @@
 """Meter rows as one dense [meter x time slot] array of kW, so every baseline is array slicing.
 
-Built once (one factorize plus two bincounts over the rows, about one pandas groupby pass);
-each event and method after that only gathers the few slots its rule reads. A slot is NaN
-unless metered energy covers all of it: a missing reading never becomes a zero.
+Built once per call, for every event and method; each of them after that only gathers the few
+slots its rule reads. A slot is NaN unless metered energy covers all of it: a missing reading
+never becomes a zero. Building it is the cost of a settlement run, so the usual input takes a
+short path: rows sorted by meter (read_meter_csv, the warehouse) give their meter codes from the
+run boundaries, without hashing every id, and a complete month of one interval length is its own
+matrix. Anything else (gaps, mixed lengths, duplicates, any row order) is binned_matrix, the
+general path the short ones are tested equal to.
 """
 
 from __future__ import annotations
@@ -104,21 +108,34 @@ def prepare_meter(meter: pd.DataFrame, start: pd.Timestamp | None = None, end: p
     kwh = meter["grid_kwh"].to_numpy(dtype=np.float64)
     # a meter with no row in the span keeps its (all-NaN) row, so it is reported as missing rather than dropped
     codes, uniques = codes if codes is not None else meter_codes(meter["meter_id"])
-    complete = _complete_matrix(uniques, codes, t_ns, interval_s, kwh, start, end) if len(t_ns) else None
-    if complete is not None:
-        return complete
+    if len(t_ns):
+        complete = _complete_matrix(uniques, codes, t_ns, interval_s, kwh, start, end)
+        if complete is not None:
+            return complete
+    keep = span_mask(t_ns, start, end)
+    if len(t_ns) and (keep is None or keep.any()):
+        regular = _regular_matrix(uniques, codes, t_ns, interval_s, kwh, keep)
+        if regular is not None:
+            return regular
+    return binned_matrix(uniques, codes, t_ns, interval_s, kwh, keep, start)
+
+
+def span_mask(t_ns: np.ndarray, start: pd.Timestamp | None, end: pd.Timestamp | None) -> np.ndarray | None:
+    """Rows starting in [start, end); None when that is every row."""
     keep = None
     if start is not None:
         keep = t_ns >= pd.Timestamp(start).value
     if end is not None:
         k2 = t_ns < pd.Timestamp(end).value
         keep = k2 if keep is None else keep & k2
-    if keep is not None and keep.all():
-        keep = None  # nothing outside the span: no copies
-    if len(t_ns) and (keep is None or keep.any()):
-        regular = _regular_matrix(uniques, codes, t_ns, interval_s, kwh, keep)
-        if regular is not None:
-            return regular
+    return None if keep is not None and keep.all() else keep
+
+
+def binned_matrix(uniques: np.ndarray, codes: np.ndarray, t_ns: np.ndarray, interval_s: np.ndarray,
+                  kwh: np.ndarray, keep: np.ndarray | None, start: pd.Timestamp | None = None) -> MeterMatrix:
+    """The general path, for rows in any order, of mixed lengths, with gaps and duplicates: the kept
+    rows' energy and covered seconds summed per slot; a slot is metered only when covered exactly.
+    The faster paths of prepare_meter are held equal to it (der_assets_tests/settlement_baselines)."""
     if keep is not None:
         t_ns, interval_s, kwh, codes = t_ns[keep], interval_s[keep], kwh[keep], codes[keep]
     if len(t_ns) == 0:
@@ -175,10 +192,10 @@ def _complete_matrix(uniques: np.ndarray, codes: np.ndarray, t_ns: np.ndarray, i
 
 def _regular_matrix(uniques: np.ndarray, codes: np.ndarray, t_ns: np.ndarray, interval_s: np.ndarray,
                     kwh: np.ndarray, keep: np.ndarray | None) -> MeterMatrix | None:
-    """The common case with no bincount and no row copy: one interval length, rows in (meter, time)
-    order with no duplicates, so each row is exactly one slot, and every slot has its row (or the
-    span keeps most rows). The span's columns are cut from the matrix of all rows, when they hold
-    exactly the rows in the span. None otherwise: the general path gives the same matrix."""
+    """Rows with gaps, with no bincount and no row copy: one interval length, rows in (meter, time)
+    order with no duplicates, so each row is exactly one slot. The span's columns are cut from the
+    matrix of all rows, when they hold exactly the rows in the span and the span keeps most rows
+    (else copying the span's rows costs less memory). None otherwise."""
     step_s = int(interval_s[0])
     if not (interval_s == step_s).all():
         return None
@@ -187,8 +204,7 @@ def _regular_matrix(uniques: np.ndarray, codes: np.ndarray, t_ns: np.ndarray, in
     slot = (t_ns - t0) // step_ns
     n_slots = int(slot.max()) + 1
     n_cells = len(uniques) * n_slots
-    complete = len(t_ns) == n_cells
-    if n_cells > MAX_CELLS or not (complete or keep is None or 2 * np.count_nonzero(keep) >= len(keep)):
+    if n_cells > MAX_CELLS or (keep is not None and 2 * np.count_nonzero(keep) < len(keep)):
         return None  # the general path checks the size of the span alone, and copies only its rows
     flat = codes * n_slots + slot
     if len(flat) > 1 and not bool((flat[1:] > flat[:-1]).all()):
@@ -199,10 +215,6 @@ def _regular_matrix(uniques: np.ndarray, codes: np.ndarray, t_ns: np.ndarray, in
         c0, c1 = (first - t0) // step_ns, int(slot.max(where=keep, initial=-1)) + 1
         if ((slot >= c0) & (slot < c1) & ~keep).any():  # an off-grid row outside the span shares a column
             return None
-    if complete:  # the rows already are the matrix
-        kw = kwh.reshape(len(uniques), n_slots)[:, c0:c1] * (3600.0 / step_s)
-    else:
-        kw = np.full(n_cells, np.nan)
-        kw[flat] = kwh * (3600.0 / step_s)
-        kw = kw.reshape(len(uniques), n_slots)[:, c0:c1]
-    return MeterMatrix(uniques, first, step_s, kw)
+    kw = np.full(n_cells, np.nan)
+    kw[flat] = kwh * (3600.0 / step_s)
+    return MeterMatrix(uniques, first, step_s, kw.reshape(len(uniques), n_slots)[:, c0:c1])
