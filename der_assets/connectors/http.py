@@ -43,36 +43,42 @@ Sleep = Callable[[float], Awaitable[None]]
 
 def _fmt(ts) -> str:
     if ts is None:
-        return "?"
+        return "open"
     return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ConnectorError(RuntimeError):
     """A pull that failed: names source, site, endpoint and window, in one line.
 
+    A request without a window (a snapshot: realtime status, a device list, a Modbus read) names
+    the time it was made instead (`at`), so no message says `window=?`.
     status: the last HTTP status (None for transport failures); retryable: whether trying
     again later could help (429/5xx/transport) as opposed to a request that is wrong.
     """
 
     def __init__(self, reason: str, *, source: str, endpoint: str, site_id: Optional[str] = None,
-                 window: Window = None, status: Optional[int] = None, retryable: bool = False):
+                 window: Window = None, status: Optional[int] = None, retryable: bool = False,
+                 at: Optional[dt.datetime] = None):
         self.reason = " ".join(str(reason).split())
         self.source, self.endpoint, self.site_id, self.window = source, endpoint, site_id, window
-        self.status, self.retryable = status, retryable
+        self.status, self.retryable, self.at = status, retryable, at
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        win = "?" if self.window is None else f"{_fmt(self.window[0])}..{_fmt(self.window[1])}"
-        return f"{self.source}/{self.endpoint} site={self.site_id} window={win}: {self.reason}"
+        if self.window is not None:
+            where = f"window={_fmt(self.window[0])}..{_fmt(self.window[1])}"
+        else:
+            where = "snapshot" + (f" at {_fmt(self.at)}" if self.at is not None else "")
+        return f"{self.source}/{self.endpoint} site={self.site_id} {where}: {self.reason}"
 
     def __reduce__(self):  # picklable for multiprocess executors
         return (_rebuild, (self.reason, self.source, self.endpoint, self.site_id, self.window, self.status,
-                           self.retryable))
+                           self.retryable, self.at))
 
 
-def _rebuild(reason, source, endpoint, site_id, window, status, retryable):
+def _rebuild(reason, source, endpoint, site_id, window, status, retryable, at=None):
     return ConnectorError(reason, source=source, endpoint=endpoint, site_id=site_id, window=window,
-                          status=status, retryable=retryable)
+                          status=status, retryable=retryable, at=at)
 
 
 class BudgetExhausted(Exception):
@@ -286,7 +292,8 @@ class VendorHttp:
 
         def fail(reason: str, status: Optional[int] = None, retryable: bool = False) -> ConnectorError:
             return ConnectorError(reason, source=self.source, endpoint=endpoint, site_id=site_id,
-                                  window=window, status=status, retryable=retryable)
+                                  window=window, status=status, retryable=retryable,
+                                  at=None if window is not None else as_utc(self.clock()))
 
         keys = {"site": site_id or "*", "device": device_key or site_id or "*", "global": "*"}
         last = "no attempt made"

@@ -50,7 +50,7 @@ async def device_id(http: VendorHttp, site: SiteRef) -> str:
         return str((inverters or devices)[0]["deviceId"])
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ConnectorError(f"devices/lean lists no usable device ({type(exc).__name__}: {exc})", source=SOURCE,
-                             endpoint="devices", site_id=site.site_id) from None
+                             endpoint="devices", site_id=site.site_id, at=got.received_at) from None
 
 
 def request_days(start, end, tz: str) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:

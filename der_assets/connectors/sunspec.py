@@ -24,6 +24,7 @@ Used for Fronius/ABB inverters and the Generac PWRcell beacon. Every SunSpec qui
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -199,7 +200,7 @@ class SunSpecClient:
     def _fail(self, reason: str, endpoint: str = ENDPOINT) -> ConnectorError:
         d = self.device
         return ConnectorError(f"{d.host}:{d.port} unit {d.unit_id}: {reason}", source=d.source, endpoint=endpoint,
-                              site_id=d.site_id, retryable=True)
+                              site_id=d.site_id, retryable=True, at=dt.datetime.now(dt.UTC))
 
     async def __aenter__(self) -> "SunSpecClient":
         if not await self._client.connect():

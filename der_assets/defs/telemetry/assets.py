@@ -109,7 +109,8 @@ def interval_telemetry(context: dg.AssetExecutionContext, warehouse: WarehouseRe
               sources=VENDOR_SOURCES, origin="interval_telemetry", quarantined=result.quarantined,
               parsed_ids=result.parsed_ids)
     stats = result.stats(as_of)
-    context.log.info(f"{context.partition_key}: {len(payloads)} payloads, {stats}")
+    context.log.info(f"{context.partition_key}: {len(payloads)} payloads, "
+                     + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))  # prose, not a dict repr
     yield dg.MaterializeResult(metadata={"dagster/row_count": stats["rows"], "payloads": len(payloads), **stats,
                                          **_fleet_day_plot(context, result.rows, registry, day_start)})
     yield from _quality_checks(context.asset_key, result, result.rows, as_of)
