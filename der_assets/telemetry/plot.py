@@ -74,7 +74,7 @@ def fleet_day_series(rows: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp 
         UTC bounds; `end` defaults to one day (24 h) after `start`. A local calendar day may be passed as its
         UTC bounds (23 or 25 hours on a DST change).
     until : pandas.Timestamp, optional
-        Intervals starting at or after this instant have not ended yet: they are not judged as gaps.
+        "Now": an interval that ends after this instant has not ended yet and is not judged as a gap.
     gap_share : float
         Shade an interval when more than this share of the devices lack a usable value in it.
 
@@ -118,9 +118,10 @@ def fleet_day_series(rows: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp 
     missing = short.groupby(owner).any().sum(axis=0).reindex(range(nb), fill_value=0).to_numpy()
 
     out = pd.DataFrame({"interval_start": grid})
-    good = pd.DataFrame({"d": device, "b": b, "c": channel, "t": t_ns[idx], "v": value, "s": step_s})[usable]
+    good = pd.DataFrame({"d": device, "b": b, "c": channel, "t": t_ns[idx], "v": value,
+                         "h": interval_s[idx] / 3600.0})[usable]
     power = good[good["c"].isin(list(POWER_CHANNELS))]
-    kw = power["v"] * 3600.0 / power["s"]
+    kw = power["v"] / power["h"]  # an hourly row's energy is spread evenly over its four 15-minute intervals
     by_device = kw.groupby([power["c"], power["d"], power["b"]]).mean()
     fleet = by_device.groupby(level=[0, 2]).sum().unstack(0)
     for ch, name in POWER_CHANNELS.items():
@@ -132,7 +133,8 @@ def fleet_day_series(rows: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp 
     out["devices"] = nd
     out["devices_missing"] = missing
     out["missing_pct"] = 100.0 * missing / nd if nd else 100.0
-    out["judged"] = True if until is None else (grid < pd.Timestamp(until).tz_convert("UTC"))
+    step = pd.Timedelta(seconds=STEP_S)
+    out["judged"] = True if until is None else (grid + step <= pd.Timestamp(until).tz_convert("UTC"))
     out["shaded"] = out["judged"] & (out["missing_pct"] > 100.0 * gap_share)
     return out[SERIES_COLUMNS]
 

@@ -93,11 +93,24 @@ def test_latest_revision_wins(day_rows):
 
 def test_intervals_not_yet_ended_are_not_shaded(day_rows):
     rows = day_rows[day_rows.interval_start < pd.Timestamp("2026-06-01 18:00", tz="UTC")]
-    now = pd.Timestamp("2026-06-01 18:07", tz="UTC")
-    plot = plot_fleet_day(rows, DAY, until=now)
+    # at 18:07 the 18:00 interval is still running: nothing is missing yet
+    assert plot_fleet_day(rows, DAY, until=pd.Timestamp("2026-06-01 18:07", tz="UTC")).gaps.empty
+    # at 18:20 the 18:00 interval has ended without data; 18:15 has not ended
+    plot = plot_fleet_day(rows, DAY, until=pd.Timestamp("2026-06-01 18:20", tz="UTC"))
     assert list(plot.gaps["start"]) == [pd.Timestamp("2026-06-01 18:00", tz="UTC")]
     assert list(plot.gaps["end"]) == [pd.Timestamp("2026-06-01 18:15", tz="UTC")]
     assert plot.series["judged"].sum() == 73
+
+
+def test_an_hourly_row_spreads_over_its_four_intervals(day_rows):
+    hourly = pd.DataFrame([{**day_rows.iloc[0].to_dict(), "site_id": "S9", "device_id": "S9", "channel": "load_kwh",
+                            "interval_start": pd.Timestamp("2026-06-01 06:00", tz="UTC"), "interval_s": 3600,
+                            "value": 8.0}])
+    s = fleet_day_series(pd.concat([day_rows, hourly], ignore_index=True), DAY).set_index("interval_start")
+    # 8 kWh over one hour is 8 kW in each of its quarter-hours, on top of the three sites' 6 kW
+    assert s.loc["2026-06-01 06:00":"2026-06-01 06:45", "load_kw"].tolist() == [14.0] * 4
+    assert s.loc["2026-06-01 07:00", "load_kw"].item() == 6.0
+    assert s.loc["2026-06-01 07:00", "devices_missing"].item() == 1  # S9 reported only 06:00-07:00
 
 
 @pytest.mark.parametrize(("local_day", "hours"), [("2026-03-08", 23), ("2026-11-01", 25)])
