@@ -373,7 +373,7 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     instructed = float(perf["instructed_kwh"].sum())
     measured = float(perf["delivered_kwh"].sum())  # NaN intervals (nobody reported) add nothing: unknown
     total_pct = round(100.0 * measured / max(instructed, 1e-9), 2)
-    short = judged.final and bool(commanded) and total_pct < MIN_DELIVERY_PCT
+    short = judged.final and bool(commanded) and stored.status != "cancelled" and total_pct < MIN_DELIVERY_PCT
     alerted_at = _previous_alert(engine, stored)
     if short and alerted_at is None:
         alert("under_delivery", f"instruction {stored.instruction_id} m{stored.modification} delivered "
@@ -415,9 +415,11 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                                          **plot_metadata("delivery_plot", picture, asset="event_performance",
                                                          partition=context.partition_key,
                                                          alt="instructed, planned and delivered kW; SoC band")})
-    yield dg.AssetCheckResult(check_name="delivery", passed=bool(judged.final and total_pct >= MIN_DELIVERY_PCT),
+    cancelled = stored.status == "cancelled"  # nothing was asked of the fleet: nothing to judge
+    yield dg.AssetCheckResult(check_name="delivery",
+                              passed=bool(cancelled or (judged.final and total_pct >= MIN_DELIVERY_PCT)),
                               severity=dg.AssetCheckSeverity.WARN,
-                              description=None if judged.final else
+                              description="cancelled: not judged" if cancelled else None if judged.final else
                               f"provisional: the telemetry covers {judged.coverage_pct:.1f} % of the event so far "
                               f"(final at {final_coverage_pct():g} %); not judged yet",
                               metadata={**common, "per_interval": _table(perf)})
