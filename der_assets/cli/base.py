@@ -32,8 +32,7 @@ def engine_for(url: str | None):
     return connect_warehouse(url or config.warehouse_url())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Architecture, file contracts and where each is implemented: docs/design.md.")
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-q", "--quiet", is_flag=True,
               help=f"No progress bars (also ${PROGRESS_OFF_ENV}=1 or $NO_COLOR). They are drawn on stderr only, "
                    "and only when it is a terminal.")
@@ -41,7 +40,8 @@ def engine_for(url: str | None):
 def cli(ctx: click.Context, quiet: bool) -> None:
     """der_assets: run a DER fleet as one ISO capacity resource.
 
-    Each command reads and writes the files described in docs/design.md ("File contracts").
+    The files the commands read and write, and the design behind them, are described in
+    docs/design.md ("File contracts").
     """
     ctx.ensure_object(dict)["quiet"] = quiet
 
