@@ -112,17 +112,18 @@ def interval_telemetry(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     context.log.info(f"{context.partition_key}: {len(payloads)} payloads, "
                      + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()))  # prose, not a dict repr
     yield dg.MaterializeResult(metadata={"dagster/row_count": stats["rows"], "payloads": len(payloads), **stats,
-                                         **_fleet_day_plot(context, result.rows, registry, day_start)})
+                                         **_fleet_day_plot(context, result.rows, registry, day_start, as_of)})
     yield from _quality_checks(context.asset_key, result, result.rows, as_of)
     yield operator_rules_result(context.asset_key, context.partition_key, result.rows, registry)  # GX, every run
 
 
-def _fleet_day_plot(context, rows: pd.DataFrame, registry: pd.DataFrame, day_start: pd.Timestamp) -> dict:
-    """The fleet-day panel (PV, load, battery, grid kW, SoC, gaps shaded) as metadata; intervals not yet ended
-    are not shaded."""
+def _fleet_day_plot(context, rows: pd.DataFrame, registry: pd.DataFrame, day_start: pd.Timestamp,
+                    as_of: pd.Timestamp) -> dict:
+    """The fleet-day panel (PV, load, battery, grid kW, SoC, gaps shaded) as metadata; intervals not ended by
+    the platform clock's `as_of` are not shaded, as the gap check does not count them."""
     from der_assets.telemetry.plot import fleet_timezone, plot_fleet_day
 
-    plot = plot_fleet_day(rows, day_start, timezone=fleet_timezone(registry), until=pd.Timestamp.now(tz="UTC"))
+    plot = plot_fleet_day(rows, day_start, timezone=fleet_timezone(registry), until=as_of)
     return {**plot_metadata("fleet_day", plot.png, asset="interval_telemetry", partition=context.partition_key,
                             alt=f"fleet day {context.partition_key}"),
             "fleet_day_shaded_intervals": int(plot.series["shaded"].sum())}
