@@ -111,3 +111,34 @@ def test_cli_module_imports_only_stdlib_click_and_base_at_top_level(path):
 def test_base_imports_only_light_modules():
     names = {name for _, name in _top_level_imports(ast.parse((CLI_DIR / "base.py").read_text()))}
     assert {n for n in names if not _allowed(n)} <= {"der_assets.inputs"}
+
+
+WALK = """
+import json, sys
+import click
+from der_assets.cli import cli, main
+
+def paths(group, prefix):
+    for name, command in sorted(group.commands.items()):
+        yield prefix + [name]
+        if isinstance(command, click.Group):
+            yield from paths(command, prefix + [name])
+
+seen = []
+for path in paths(cli, []):
+    try:
+        main(path + ["--help"])
+    except SystemExit as exc:
+        assert exc.code == 0, (path, exc.code)
+    seen.append(" ".join(path))
+print(json.dumps({"commands": seen, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_every_commands_help_loads_no_heavy_module(tmp_path):
+    """Every command and group, the ones added later included, shows its help without the domain code."""
+    done = subprocess.run([sys.executable, "-c", WALK], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"settle", "capacity estimate", "registry import", "demo fleet"} <= set(result["commands"])
+    assert _heavy(result["modules"]) == []
