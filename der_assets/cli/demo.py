@@ -59,9 +59,9 @@ class Duration(click.ParamType):
 @click.option("--ready-file", type=click.Path(path_type=Path), default=None,
               help="Where to write the VTN's URLs and admin token (default: $DER_HOME/vtn_ready.json).")
 @click.option("--ven-name", default="der-ven", show_default=True, help="The VEN the demo events are for.")
-@click.option("--poll-s", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
-              help="Poll period the VTN asks its VENs for.")
-def demo_vtn_cmd(host: str, port: int, ready_file: Path | None, ven_name: str, poll_s: float) -> None:
+@click.option("--poll-s", type=click.IntRange(min=1, max=3600), default=2, show_default=True,
+              help="Poll period the VTN asks its VENs for, whole seconds (openleadr reads a fraction as 0).")
+def demo_vtn_cmd(host: str, port: int, ready_file: Path | None, ven_name: str, poll_s: int) -> None:
     """Run the demo fleet's local OpenADR 2.0b VTN until interrupted (`der dev` starts it)."""
     import asyncio
     import signal

@@ -97,7 +97,9 @@ class DemoVTN:
     """openleadr's VTN plus the admin routes; ``start()`` listens, ``stop()`` ends it."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, ven_name: str = "der-ven",
-                 poll_s: float = 2.0, admin_token: str | None = None):
+                 poll_s: int = 2, admin_token: str | None = None):
+        if int(poll_s) != poll_s or poll_s < 1:
+            raise ValueError(f"poll_s={poll_s}: openleadr's VEN reads a fractional poll period as 0 s; use whole seconds")
         self.host = host
         self.ven_name = ven_name
         self.admin_token = admin_token or demo_admin_token()
@@ -243,7 +245,7 @@ class DemoVTN:
 
 
 async def run_vtn(*, ready_file: Path | None, stop: asyncio.Event, host: str = "127.0.0.1",
-                  port: int = DEFAULT_PORT, ven_name: str = "der-ven", poll_s: float = 2.0) -> None:
+                  port: int = DEFAULT_PORT, ven_name: str = "der-ven", poll_s: int = 2) -> None:
     """Serve the demo VTN until ``stop``; the ready file says where, once it listens."""
     vtn = DemoVTN(host=host, port=port, ven_name=ven_name, poll_s=poll_s)
     await vtn.start()

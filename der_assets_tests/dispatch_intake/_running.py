@@ -99,10 +99,10 @@ def running_intake(engine, tmp_path: Path, *, vtn_url: str | None = None, **sett
 
 
 @contextlib.contextmanager
-def running_vtn(tmp_path: Path, *, poll_s: float = 0.5) -> Iterator[dict]:
-    """The demo VTN (`der demo vtn`'s run_vtn) on a free loopback port; yields its ready file."""
+def running_vtn(tmp_path: Path, *, poll_s: int = 1, port: int = 0) -> Iterator[dict]:
+    """The demo VTN (`der demo vtn`'s run_vtn) on a loopback port (0: a free one); yields its ready file."""
     from der_assets.simulator.vtn import run_vtn
 
     ready_file = tmp_path / "vtn_ready.json"
-    with in_thread(lambda stop: run_vtn(ready_file=ready_file, stop=stop, port=0, poll_s=poll_s)):
+    with in_thread(lambda stop: run_vtn(ready_file=ready_file, stop=stop, port=port, poll_s=poll_s)):
         yield until(lambda: read_ready(ready_file), "the VTN ready file")

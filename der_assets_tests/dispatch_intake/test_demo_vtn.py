@@ -112,3 +112,23 @@ def test_demo_event_without_a_running_vtn_is_one_line(tmp_path, capsys):
     assert err == f"der: error: {tmp_path / 'vtn_ready.json'}: no such file; no demo VTN is running (`der dev` starts one)\n"
     code, _, err = _der(capsys, "demo", "event", "--kw", "500", "--in", "ten minutes")
     assert code == 2 and "'ten minutes' is not a duration like 10m, 1h or 1h30m" in err
+
+
+def test_the_ven_waits_for_a_vtn_that_starts_later(engine, tmp_path):
+    """The intake may start before its VTN: the health line says unreachable, then registered."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
+    ready_file = tmp_path / "intake_ready.json"
+    with running_intake(engine, tmp_path, vtn_url=url):
+        line = until(lambda: (r := read_ready(ready_file)) and r["ven"]["status"] == "unreachable" and r["ven"],
+                     "the VEN to report the VTN unreachable")
+        assert line["vtn_url"] == url and line["ven_id"] is None
+        with running_vtn(tmp_path, port=port):
+            line = until(lambda: (r := read_ready(ready_file))["ven"]["status"] == "registered" and r["ven"],
+                         "the VEN to register once the VTN is up")
+            assert line["last_error"] is None and line["poll_s"] == 1.0
+            until(lambda: read_ready(ready_file)["ven"]["last_poll_at"], "a poll answered")

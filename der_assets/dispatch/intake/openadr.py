@@ -56,6 +56,7 @@ from der_assets.dispatch.intake.store import check_storable, record_instruction
 log = logging.getLogger(__name__)
 
 SOURCE = "oadrDistributeEvent"
+MIN_POLL = dt.timedelta(seconds=1)
 _SI_SCALE = {"p": 1e-12, "n": 1e-9, "micro": 1e-6, "m": 1e-3, "c": 1e-2, "d": 1e-1, "none": 1.0,
              "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
@@ -242,6 +243,20 @@ class InstructionVEN:
         self.client.add_handler("on_update_event", self._handle)
         self.client.add_hook("before_parse_xml", self._land_xml)
         self.client.add_hook("after_parse_xml", self._tie_xml)
+        register = self.client.create_party_registration
+
+        async def registered(*args, **kwargs):
+            # openleadr reads a requested poll period under 1 s (PT0.5S) as 0 and would then poll
+            # without pause; a VEN never polls faster than once a second
+            result = await register(*args, **kwargs)
+            frequency = self.client.poll_frequency
+            if frequency is not None and frequency < MIN_POLL:
+                log.warning("openadr VTN asked for a %ss poll period; polling every %ss", frequency.total_seconds(),
+                            MIN_POLL.total_seconds())
+                self.client.poll_frequency = MIN_POLL
+            return result
+
+        self.client.create_party_registration = registered
 
     async def run(self) -> None:
         await self.client.run()
