@@ -42,6 +42,7 @@ CASES = {  # name -> (arguments after `der`, expected exit code)
         ["baseline", "--method", "pjm_same_day_3_2", "--meter", "nofile.csv", "--event", "e.json"], 2),
     "der normalize (missing payload file)": (
         ["normalize", "--source", "solaredge", "--endpoint", "energyDetails", "nofile.json"], 2),
+    "der instruction submit nofile.json": (["instruction", "submit", "nofile.json"], 2),
 }
 
 
