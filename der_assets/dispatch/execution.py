@@ -44,12 +44,16 @@ class IntervalProgress:
     commanded_kw: float  # sum of the acknowledged setpoints
     discharging: tuple[str, ...] = ()  # batteries that acknowledged a discharge setpoint in this interval
 
-    def line(self, delivered_kwh: float | None = None, instructed_kwh: float | None = None) -> str:
-        """The interval as one log line; delivered-so-far when telemetry has measured some of it."""
+    def line(self, delivered_kwh: float | None = None, instructed_kwh: float | None = None,
+             reporting: tuple[int, int] | None = None) -> str:
+        """The interval as one log line; delivered-so-far when telemetry has measured some of it
+        (`reporting`: batteries measured so far of those discharging, when not all are)."""
         failed = f"{len(self.failed)} failed" + (f" ({', '.join(self.failed)})" if self.failed else "")
         so_far = ("delivered so far not yet measured" if delivered_kwh is None
                   else f"delivered so far {delivered_kwh:.1f} kWh"
-                  + (f" of {instructed_kwh:.1f} kWh" if instructed_kwh is not None else ""))
+                  + (f" of {instructed_kwh:.1f} kWh" if instructed_kwh is not None else "")
+                  + (f" ({reporting[0]} of {reporting[1]} batteries reporting)"
+                     if reporting is not None and reporting[0] < reporting[1] else ""))
         return (f"interval {self.interval_start.strftime('%H:%MZ')}: {self.sent} setpoints sent, "
                 f"{self.acknowledged} acknowledged, {failed}, re-planned {self.replanned}, "
                 f"{self.commanded_kw:.1f} kW commanded; {so_far}")

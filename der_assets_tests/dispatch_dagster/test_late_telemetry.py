@@ -208,3 +208,31 @@ def test_the_coverage_threshold_comes_from_the_environment(setup, monkeypatch):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "DER_DISPATCH_FINAL_COVERAGE_PCT='lots' is not a number (percent)" in str(failure.step_failure_data.error)
+
+
+def test_the_live_event_log_reports_delivery_so_far_from_landed_telemetry(setup):
+    engine, _, _, _, _ = setup
+    from der_assets.defs.dispatch.assets import _EventLog
+    from der_assets.dispatch.execution import IntervalProgress
+    from der_assets.dispatch.intake.store import latest
+    from der_assets.warehouse.schema import dispatch_event_log
+
+    # during the event: A's first quarter-hour has landed, B has not reported yet
+    _land(engine, _rows("A-BAT", "A", pd.date_range(START, periods=3, freq="5min"), 300, 4.0 * 5 / 60,
+                        START + pd.Timedelta(minutes=16)))
+    log = _EventLog(dg.build_asset_context(), engine, latest(engine, KEY))
+    both = ("A-BAT", "B-BAT")
+    log(IntervalProgress(START, 2, 2, (), 0, 5.4, both))
+    log(IntervalProgress(START + pd.Timedelta(minutes=15), 2, 2, (), 0, 5.4, both))
+    with engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(sa.select(dispatch_event_log).order_by(
+            dispatch_event_log.c.interval_start)).mappings().all())
+    assert rows["line"].tolist() == [
+        "interval 18:00Z: 2 setpoints sent, 2 acknowledged, 0 failed, re-planned 0, 5.4 kW commanded; "
+        "delivered so far not yet measured",
+        "interval 18:15Z: 2 setpoints sent, 2 acknowledged, 0 failed, re-planned 0, 5.4 kW commanded; "
+        "delivered so far 1.0 kWh of 1.5 kWh (1 of 2 batteries reporting)"]
+    assert rows["delivered_so_far_kwh"].isna().tolist() == [True, False]
+    assert rows["delivered_so_far_kwh"].iloc[1] == pytest.approx(1.0, abs=1e-4)
+    assert rows["instructed_so_far_kwh"].tolist() == pytest.approx([0.0, 1.5])
+    assert log.frame()["commanded_kw"].tolist() == [5.4, 5.4]

@@ -214,28 +214,31 @@ class _EventLog:
             conn.execute(dispatch_event_log.delete().where(dispatch_event_log.c.instruction_id == stored.instruction_id,
                                                            dispatch_event_log.c.modification == stored.modification))
 
-    def delivered_so_far(self, until: pd.Timestamp) -> tuple[float | None, float]:
-        """Measured delivery and instructed energy of the event's intervals that ended before `until`."""
+    def delivered_so_far(self, until: pd.Timestamp) -> tuple[float | None, float, tuple[int, int]]:
+        """Measured delivery, instructed energy and (batteries reporting, discharging) over the event's
+        intervals that ended before `until`."""
         ins = self.instruction
         ended = ins.interval_start < until
-        instructed = float(np.asarray(ins.target_kw, dtype=float)[ended].sum() * ins.interval_minutes / 60)
-        if not ended.any() or not self.discharging:
-            return None, instructed
+        instructed = round(float(np.asarray(ins.target_kw, dtype=float)[ended].sum() * ins.interval_minutes / 60), 6)
         batteries = sorted(self.discharging)
+        if not ended.any() or not batteries:
+            return None, instructed, (0, len(batteries))
         rows = _telemetry(self.engine, ins.start - pd.Timedelta(hours=1), until, ["battery_kwh"], batteries)
+        rows = rows[rows["interval_start"] < until]
         perf = delivery(rows, ins.interval_start[ended], np.asarray(ins.target_kw, dtype=float)[ended],
                         ins.interval_minutes, batteries)
         measured = perf["delivered_kwh"].dropna()
-        return (round(float(measured.sum()), 3) if not measured.empty else None), instructed
+        reporting = int(rows.loc[rows["value"].notna(), "device_id"].nunique())
+        return (round(float(measured.sum()), 3) if not measured.empty else None), instructed, (reporting, len(batteries))
 
     def __call__(self, progress: IntervalProgress) -> None:
         self.discharging |= set(progress.discharging)
         try:
-            delivered, instructed = self.delivered_so_far(progress.interval_start)
+            delivered, instructed, reporting = self.delivered_so_far(progress.interval_start)
         except sa.exc.SQLAlchemyError as exc:  # the event goes on without its progress figure
             self.context.log.warning(f"delivered-so-far unavailable: {str(exc).splitlines()[0]}")
-            delivered, instructed = None, None
-        line = progress.line(delivered, instructed)
+            delivered, instructed, reporting = None, None, None
+        line = progress.line(delivered, instructed, reporting)
         self.context.log.info(line)
         kw = dict(zip(self.instruction.interval_start, np.asarray(self.instruction.target_kw, dtype=float),
                       strict=True))
