@@ -52,6 +52,16 @@ def test_coarse_total_energy_register_integrates_power_as_estimated():
     assert any("whole kWh" in n for n in notes)
 
 
+def test_coarse_register_power_is_not_spread_over_a_telemetry_gap():
+    tel = coarse_telemetry(n=25)
+    tel = tel[:7] + tel[19:]  # 11:00:30 .. 11:30:30, then nothing until 12:35:30 EDT
+    pv = channel(parse("solaredge", "equipmentData", equipment(tel), tz=NY), "pv_kwh")
+    by = pv.set_index(pv["interval_start"].dt.tz_convert(NY).dt.strftime("%H:%M"))
+    assert by.loc["11:25", "value"] == pytest.approx(0.125) and by.loc["12:40", "value"] == pytest.approx(0.125)
+    assert (by.loc["11:30":"12:35", "quality"] == "missing").all() and len(by.loc["11:30":"12:35"]) == 14
+    assert (by.loc[by["quality"] != "missing", "quality"] == "estimated").all()
+
+
 def test_coarse_register_without_power_falls_back_to_hours():
     tel = coarse_telemetry(n=30, with_power=False)  # 11:00:30 .. 13:25:30 EDT
     pv = channel(parse("solaredge", "equipmentData", equipment(tel), tz=NY), "pv_kwh")

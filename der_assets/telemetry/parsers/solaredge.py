@@ -36,7 +36,9 @@ Quirks handled here:
   "measured" zeros and then 1 kWh jumps while totalActivePower says 1.5 kW. A coarse register
   is told from the data itself (every reading a multiple of 1,000 Wh, and at least one step);
   then pv_kwh comes from integrating totalActivePower (W, trapezoids between readings),
-  'estimated'; with no power field, from the register over whole hours, 'estimated'.
+  'estimated', and an interval with no telemetry for 1.5 steps is 'missing' (power is not
+  spread over an inverter's night); with no power field, from the register over whole hours,
+  'estimated'.
 - A PV value above what the inverter's nameplate (Ctx.nameplate_kw) can make in the interval
   is 'suspect' however short the payload.
 """
@@ -49,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from .. import timeutil
-from ..counters import combine_net, counter_to_intervals
+from ..counters import FLAG_GAP, combine_net, counter_to_intervals
 from ._common import (Ctx, concat, energy_unit_scale, floats, from_counter, load_json, over_nameplate, rows,
                       soc_at_interval_end, spike_mask)
 
@@ -276,9 +278,13 @@ def _integrated_power(ctx: Ctx, labels, power_w: np.ndarray, interval_s: int) ->
     t_ok = pd.DatetimeIndex(t[ok])
     order = np.argsort(t_ok.asi8, kind="stable")
     t_ok, p = t_ok[order], power_w[ok][order]
-    dt_h = np.diff(t_ok.asi8) / 3.6e12
-    wh = np.concatenate([[0.0], np.cumsum((p[1:] + p[:-1]) / 2.0 * dt_h)]) if len(p) else p
-    c = counter_to_intervals(t_ok, wh, interval_s=interval_s, max_gap_s=1.5 * interval_s, bidirectional=True)
+    dt_s = np.diff(t_ok.asi8) / 1e9
+    step_wh = (p[1:] + p[:-1]) / 2.0 * dt_s / 3600.0
+    max_gap_s = 1.5 * interval_s
+    step_wh[dt_s > max_gap_s] = 0.0  # no telemetry (an inverter asleep): nothing is known, nothing spread
+    wh = np.concatenate([[0.0], np.cumsum(step_wh)]) if len(p) else p
+    c = counter_to_intervals(t_ok, wh, interval_s=interval_s, max_gap_s=max_gap_s, bidirectional=True)
+    c.loc[c["flag"] == FLAG_GAP, ["energy", "quality"]] = [np.nan, "missing"]
     c.loc[c["quality"] == "measured", "quality"] = "estimated"
     with np.errstate(invalid="ignore"):
         c.loc[c["energy"] < 0, "quality"] = "suspect"  # an inverter drawing power: kept, flagged
