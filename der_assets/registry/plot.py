@@ -103,7 +103,7 @@ def plot_fleet_map(registry: pd.DataFrame, *, size_by: str | None = None, title:
     ax.set_ylabel("latitude, degrees north")
     ax.grid(True, color="#dddddd", linewidth=0.6)
     if zones:
-        ax.legend(fontsize=8, loc="best", markerscale=0.6, title=f"ISO zone (marker area ~ {size_by.replace('_', ' ')})",
+        ax.legend(fontsize=8, loc="best", markerscale=0.6, title=f"ISO zone (marker area ~ {'battery kWh' if size_by == 'battery_kwh' else 'PV kW'})",
                   title_fontsize=8)
     else:
         ax.text(0.5, 0.5, "no site has a latitude and longitude", transform=ax.transAxes, ha="center")

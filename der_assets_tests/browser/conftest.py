@@ -69,12 +69,13 @@ def _solaredge_twin(engine, home):
 
 
 @pytest.fixture
-def telemetry_day_ui(browser_required, dagster_env, isolated_home, monkeypatch):
-    """The Dagster UI after raw_payloads (SolarEdge) and interval_telemetry were materialized for DAY.
+def fleet_day_ui(browser_required, dagster_env, isolated_home, monkeypatch):
+    """The Dagster UI after asset_registry, raw_payloads (SolarEdge) and interval_telemetry [DAY] materialized.
 
-    Yields (base URL, the materialization's metadata). The runs go into the same DAGSTER_HOME the
-    webserver reads, through the project's own assets and resources.
+    Yields (base URL, {asset name: its latest materialization's metadata}). The runs go into the same
+    DAGSTER_HOME the webserver reads, through the project's own assets and resources.
     """
+    from der_assets.defs.registry.assets import asset_registry
     from der_assets.defs.resources import ClockResource, WarehouseResource
     from der_assets.defs.telemetry.assets import interval_telemetry
     from der_assets.defs.telemetry.ingest import raw_payloads
@@ -87,14 +88,17 @@ def telemetry_day_ui(browser_required, dagster_env, isolated_home, monkeypatch):
     with serve_dagster_ui(dagster_env) as ui, _solaredge_twin(engine, isolated_home) as (_fleet, ready):
         monkeypatch.setenv("DER_TWIN_READY_FILE", str(ready))
         resources = {"warehouse": WarehouseResource(url=dagster_env["DER_WAREHOUSE_URL"]), "clock": ClockResource()}
+        metadata = {}
         with dg.DagsterInstance.from_config(dagster_env["DAGSTER_HOME"]) as instance:
+            runs = [dg.materialize([asset_registry], resources=resources, instance=instance, raise_on_error=False)]
             pull = dg.materialize([raw_payloads], partition_key=dg.MultiPartitionKey({"date": DAY, "source": "solaredge"}),
                                   resources=resources, instance=instance)
             assert pull.success
-            run = dg.materialize([interval_telemetry], partition_key=DAY, resources=resources, instance=instance,
-                                 raise_on_error=False)
-            materializations = run.asset_materializations_for_node("interval_telemetry")
-            assert materializations, "interval_telemetry did not materialize"
-            url = ui.wait_ready()
-            yield url, materializations[-1].metadata
+            runs.append(dg.materialize([interval_telemetry], partition_key=DAY, resources=resources,
+                                       instance=instance, raise_on_error=False))
+            for run, name in zip(runs, ["asset_registry", "interval_telemetry"], strict=True):
+                materializations = run.asset_materializations_for_node(name)
+                assert materializations, f"{name} did not materialize"
+                metadata[name] = materializations[-1].metadata
+            yield ui.wait_ready(), metadata
     engine.dispose()

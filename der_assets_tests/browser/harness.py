@@ -77,6 +77,18 @@ def write_workspace(dagster_home: Path, module: str = "der_assets.definitions") 
     return workspace
 
 
+def create_storage(dagster_home: Path) -> None:
+    """Create the instance's SQLite storage before two processes (the webserver and the test's runs) race to
+    create the same tables ('table instigators already exists')."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        # each storage is built, and its tables created, when first asked for
+        assert instance.run_storage and instance.event_log_storage and instance.schedule_storage
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+
+
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -115,6 +127,7 @@ def serve_dagster_ui(env: dict[str, str], *, module: str = "der_assets.definitio
     """
     dagster_home = Path(env["DAGSTER_HOME"])
     workspace = write_workspace(dagster_home, module)
+    create_storage(dagster_home)
     port = free_port()
     log = dagster_home / "webserver.log"
     env = {**env, "DAGSTER_DISABLE_TELEMETRY": "1", "GX_ANALYTICS_ENABLED": "false"}
