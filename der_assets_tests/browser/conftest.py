@@ -12,7 +12,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from der_assets_tests.browser.harness import REQUIRE_ENV, chromium, missing_browser, serve_dagster_ui, write_workspace
+from der_assets_tests.browser.harness import (REQUIRE_ENV, chromium, missing_browser, serve_dagster_ui, start_dagster_ui,
+                                              write_workspace)
 
 DAY = "2026-07-15"
 
@@ -42,6 +43,14 @@ def dagster_env(isolated_home) -> dict[str, str]:
     env.update({"DER_HOME": str(isolated_home), "DAGSTER_HOME": str(dagster_home),
                 "DER_WAREHOUSE_URL": f"sqlite:///{isolated_home / 'warehouse.sqlite'}"})
     return env
+
+
+@pytest.fixture
+def dagster_ui(browser_required, dagster_env) -> str:
+    """A ready Dagster UI over this test's empty DAGSTER_HOME and data home; its base URL. Materialize into
+    `dg.DagsterInstance.from_config(dagster_env["DAGSTER_HOME"])` and the UI shows it."""
+    with start_dagster_ui(dagster_env) as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -28,15 +28,17 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from der_assets import config
+
 CHROMIUM = os.environ.get("DER_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("DER_CHROMEDRIVER", "/usr/bin/chromedriver")
 REQUIRE_ENV = "DER_REQUIRE_BROWSER"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--window-size=1400,1000"]
-# where screenshots are kept: the data home of the session (CI keeps it), read before tests isolate theirs
-_SESSION_DATA_HOME = Path(os.environ.get("DER_HOME") or Path.home() / ".local" / "share" / "der_assets")
-SCREENSHOT_DIR = _SESSION_DATA_HOME.expanduser() / "artifacts" / "screenshots"
+# where screenshots are kept: the session's data home (`make test`: .der, which CI keeps), read at import,
+# before each test gets a temporary data home of its own
+SCREENSHOT_DIR = config.data_home() / "artifacts" / "screenshots"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
