@@ -46,21 +46,38 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _column_text(frame: pd.DataFrame, name: str) -> pd.Series:
+    """One column as comparable text, the same whether it came from pandas or back from the database."""
+    if name not in frame.columns or frame.empty:
+        return pd.Series("", index=frame.index, dtype=object)
+    column = frame[name]
+    if name in ("first_interval", "last_interval"):
+        seconds = pd.to_datetime(column, utc=True, errors="coerce").dt.tz_convert(None).to_numpy("datetime64[s]")
+        return pd.Series(seconds.astype(str), index=frame.index, dtype=object).replace("NaT", "")
+    if name == "n_intervals":
+        return pd.to_numeric(column, errors="coerce").astype("Int64").astype(str).replace("<NA>", "")
+    column = column.astype(object)
+    return column.where(column.notna(), "").astype(str)
+
+
+def _joined(frame: pd.DataFrame, names: list[str]) -> pd.Series:
+    parts = [_column_text(frame, n) for n in names]
+    return parts[0].str.cat(parts[1:], sep="|")
+
+
 def item_keys(items: pd.DataFrame) -> pd.Series:
     """The natural identity of each item as a short hash; an item with no interval adds its detail."""
     if items.empty:
         return pd.Series([], index=items.index, dtype=object)
-    parts = [items[c].astype(object).map(_text) if c in items.columns else pd.Series("", index=items.index) for c in KEY_COLUMNS]
-    detail = items["detail"].astype(object).map(_text) if "detail" in items.columns else pd.Series("", index=items.index)
-    no_interval = parts[-1] == ""
-    joined = pd.concat(parts, axis=1).agg("|".join, axis=1) + ("|" + detail).where(no_interval, "")
-    return joined.map(lambda s: hashlib.sha256(s.encode()).hexdigest()[:32])
+    joined = _joined(items, KEY_COLUMNS)
+    joined = joined.where(_column_text(items, "first_interval") != "", joined + "|" + _column_text(items, "detail"))
+    return pd.Series([hashlib.sha256(k.encode()).hexdigest()[:32] for k in joined], index=items.index, dtype=object)
 
 
 def _extent(frame: pd.DataFrame) -> pd.Series:
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=object)
-    return pd.concat([frame[c].astype(object).map(_text) for c in EXTENT_COLUMNS], axis=1).agg("|".join, axis=1)
+    return _joined(frame, EXTENT_COLUMNS)
 
 
 def _changes(old: pd.Series, new: pd.Series) -> str:
@@ -82,32 +99,24 @@ def merge_day(conn: sa.Connection, items: pd.DataFrame, *, day: dt.date, origin:
     items = items.assign(day=day, origin=origin).reset_index(drop=True)
     items = items.reindex(columns=list(dict.fromkeys([*items.columns, *KEY_COLUMNS, *EXTENT_COLUMNS])))
     items["item_key"] = item_keys(items)
-    items = items.drop_duplicates("item_key")
+    items = items.drop_duplicates("item_key").reset_index(drop=True)
     old = existing.dropna(subset=["item_key"]).drop_duplicates("item_key").set_index("item_key")
-    history = []
-    out = items.assign(status=OPEN, seen_at=now, detected_at=now, resolved_at=None, resolved_by=None,
-                       resolution_note=None, review_id=None).astype({"review_id": object, "resolved_at": object,
-                                                                     "resolved_by": object, "resolution_note": object})
-    counts = {"new": 0, "kept": 0, "reopened": 0}
-    new_extent = _extent(items)
-    old_extent = _extent(old) if not old.empty else pd.Series(dtype=str)
-    for i, key in enumerate(items["item_key"]):
-        if key not in old.index:
-            counts["new"] += 1
-            continue
-        before = old.loc[key]
-        out.at[i, "review_id"] = int(before["review_id"])
-        out.at[i, "detected_at"] = before["detected_at"]
-        if before["status"] == RESOLVED and old_extent[key] == new_extent.iloc[i]:
-            for c in ("status", "resolved_at", "resolved_by", "resolution_note"):
-                out.at[i, c] = before[c]
-            counts["kept"] += 1
-        elif before["status"] == RESOLVED:
-            counts["reopened"] += 1
-            history.append({"review_id": int(before["review_id"]), "item_key": key, "action": "reopened",
-                            "by": SYSTEM, "at": now, "note": _changes(before, items.iloc[i])})
-        else:
-            counts["kept"] += 1
+    before = old.reindex(items["item_key"])  # each item's stored row, NaN where it is new
+    before.index = items.index
+    matched = before["review_id"].notna().to_numpy()
+    was_resolved = (before["status"] == RESOLVED).to_numpy()
+    same = (_extent(items) == _extent(before)).to_numpy() if len(items) else matched
+    keep = matched & was_resolved & same
+    reopened = matched & was_resolved & ~same
+    out = items.assign(review_id=before["review_id"].astype(object), seen_at=now, status=OPEN,
+                       detected_at=before["detected_at"].where(matched, pd.Timestamp(now)))
+    for column in ("resolved_at", "resolved_by", "resolution_note"):
+        out[column] = before[column].astype(object).where(keep, None)
+    out.loc[keep, "status"] = RESOLVED
+    history = [{"review_id": int(before.at[i, "review_id"]), "item_key": items.at[i, "item_key"], "action": "reopened",
+                "by": SYSTEM, "at": now, "note": _changes(before.loc[i], items.loc[i])}
+               for i in items.index[reopened]]
+    counts = {"new": int((~matched).sum()), "kept": int((matched & ~reopened).sum()), "reopened": int(reopened.sum())}
     gone = old[~old.index.isin(items["item_key"])].reset_index()
     counts["cleared"] = int((gone["status"] != RESOLVED).sum())
     gone.loc[gone["status"] != RESOLVED, "status"] = CLEARED  # kept, so its id is never reused
