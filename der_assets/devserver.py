@@ -170,6 +170,9 @@ def run_dagster_dev(env: dict[str, str], *, host: str, port: int, twin: bool = T
     # SIGTERM ends `der dev` through the finally below, so the twin and the intake never outlive the UI
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     procs = [start_twin(env)] if twin else []
+    if twin:  # a week of the twin's past materialized once the UI is up (der backfill; DER_DEV_BACKFILL_DAYS=0: off)
+        from der_assets.cli.backfill import start_dev_backfill
+        procs += start_dev_backfill(env, host=host, port=port)
     cmd = [_venv_bin("dagster"), "dev", "-w", str(dagster_home / "workspace.yaml"), "-h", host, "-p", str(port)]
     try:
         if intake:

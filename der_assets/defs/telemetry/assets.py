@@ -18,7 +18,7 @@ from der_assets.registry.store import current_registry
 from der_assets.telemetry.daily import normalize_day
 from der_assets.telemetry.quality import divergence, ended_gap_runs, gap_summary
 from der_assets.telemetry.schema import validate
-from der_assets.warehouse.schema import reconciled_intervals
+from der_assets.warehouse.schema import reconciled_intervals as reconciled_table  # the asset below takes the name
 
 MAX_GAP_PCT = 2.0  # more than this share of a day's intervals missing fails the gap check
 MAX_LATE_PCT = 5.0
@@ -179,7 +179,7 @@ def reconciled_intervals(context: dg.AssetExecutionContext, warehouse: Warehouse
     rows = rows.drop_duplicates(["site_id", "device_id", "source", "channel", "interval_start", "revision"])
     write_day(engine, rows, pd.DataFrame(columns=["site_id"]), day_start=day_start,
               sources=sorted(set(VENDOR_SOURCES) | {"ami"}), origin="reconciled_intervals", quarantined=[],
-              parsed_ids=[], table=reconciled_intervals)
+              parsed_ids=[], table=reconciled_table)
     div = divergence(ami_grid, vendor_grid)
     worst = div.sort_values("rel_diff", ascending=False) if not div.empty else div
     failing = worst[worst["rel_diff"] > MAX_DIVERGENCE] if not worst.empty else worst
