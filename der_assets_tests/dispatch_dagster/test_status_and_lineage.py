@@ -82,3 +82,57 @@ def test_a_plan_with_nothing_to_send_fails_the_run(engine, warehouse_url, tmp_pa
     failed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
     ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert failed == {"dispatch_plan"} and "device_commands" not in ran  # no command went out
+
+
+def test_commands_no_battery_acknowledged_fail_the_run(engine, warehouse_url, tmp_path, monkeypatch):
+    """Every vendor's control path is down (a closed loopback port): nothing was carried out, so the run is red."""
+    import json
+    import time
+
+    import pandas as pd
+
+    from der_assets.dispatch.intake.store import latest
+    from der_assets.warehouse.bulk import bulk_insert
+    from der_assets.warehouse.schema import dispatch_plans
+
+    from der_assets.simulator.service import make_credentials
+
+    fleet = demo_fleet(6)
+    import_registry_file(engine, write_registry_file(fleet, tmp_path / "fleet.csv"))
+    record_instruction(engine, parse_instruction({
+        "instruction_id": "EVT-DOWN", "modification": 0, "iso": "PJM", "resource_id": "AGG-1",
+        "issued_at": "2026-07-15T17:40:00Z", "start": "2026-07-15T18:00:00Z", "end": "2026-07-15T18:10:00Z",
+        "interval_minutes": 5, "target_kw": 4}), channel="http", raw=b"{}",
+        received_at=dt.datetime(2026, 7, 15, 17, 41, tzinfo=dt.UTC))
+    batteries = fleet.loc[(fleet.device_type == "battery") & (fleet.telemetry_source == "sonnen"), "device_id"]
+    starts = pd.date_range("2026-07-15T18:00Z", periods=2, freq="5min")
+    with engine.begin() as conn:
+        bulk_insert(conn, dispatch_plans, pd.DataFrame([
+            {"instruction_id": "EVT-DOWN", "modification": 0, "battery_id": b, "interval_start": t,
+             "setpoint_kw": 4.0 / len(batteries), "soc_end_kwh": 5.0} for b in batteries for t in starts]))
+    closed = "http://127.0.0.1:9"
+    # the platform clock two hours before the event at 600 times real time: the event comes 12 s after
+    # the ready file is written, far more than the run takes to start
+    ready = tmp_path / "ready.json"
+    ready.write_text(json.dumps({"http": {v: closed for v in ("solaredge", "enphase", "sma", "sonnen", "fronius")},
+                                 "credentials": make_credentials(0), "sunspec": [],
+                                 "clock": {"sim_epoch": "2026-07-15T16:00:00+00:00", "wall_epoch_s": time.time(),
+                                           "speed": 600.0}}))
+    monkeypatch.setenv("DER_TWIN_READY_FILE", str(ready))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(instructions.name, ["EVT-DOWN"])
+    assert latest(engine, "EVT-DOWN").status == "active"
+    result = dg.materialize([device_commands], partition_key="EVT-DOWN", instance=instance, raise_on_error=False,
+                            resources={"warehouse": WarehouseResource(url=warehouse_url),
+                                       "clock": ClockResource(follow_twin=True)})
+    assert not result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["commands_reached_fleet"].passed
+    assert checks["commands_reached_fleet"].severity == dg.AssetCheckSeverity.ERROR
+    assert checks["commands_reached_fleet"].metadata["failed_batteries"].value == len(batteries) == 3
+    assert not checks["all_batteries_acknowledged"].passed
+    assert checks["all_batteries_acknowledged"].severity == dg.AssetCheckSeverity.WARN
+    log = result.asset_materializations_for_node("device_commands")[0].metadata["event_log"].value
+    first = log.records[0].data
+    assert (first["setpoints_sent"], first["acknowledged"], first["failed"]) == (3, 0, 3)
+    assert first["failed_batteries"] == ", ".join(sorted(batteries))

@@ -153,6 +153,8 @@ def test_openadr_event_to_measured_delivery(tmp_path, monkeypatch):
             event_log = run.asset_materializations_for_node("device_commands")[0].metadata["event_log"].value
             assert len(event_log.records) == 3  # the live view: one row per 5-minute interval
             assert all(r.data["acknowledged"] == r.data["setpoints_sent"] for r in event_log.records)
+            live = [e for e in run.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+            assert len(live) == 3  # the table grew on the asset's page while the event ran
 
             _wait(lambda: clock() >= event_start + pd.Timedelta(minutes=30), "the event's telemetry to settle")
             refresh_telemetry()

@@ -205,8 +205,9 @@ def _plan_picture(rows: pd.DataFrame, problem, stored: store.StoredInstruction) 
 class _EventLog:
     """The live event view: each interval's progress as one log line and one dispatch_event_log row."""
 
-    def __init__(self, context, engine, stored: store.StoredInstruction):
-        self.context, self.engine, self.stored = context, engine, stored
+    def __init__(self, context, engine, stored: store.StoredInstruction, observe=None):
+        """observe(metadata): shows the table so far on the asset while the step runs (an AssetObservation)."""
+        self.context, self.engine, self.stored, self.observe = context, engine, stored, observe
         self.instruction = stored.to_instruction()
         self.discharging: set[str] = set()
         self.rows: list[dict] = []
@@ -259,6 +260,8 @@ class _EventLog:
         except sa.exc.SQLAlchemyError as exc:
             self.context.log.warning(f"event log row for {progress.interval_start:%H:%MZ} not stored: "
                                      f"{str(exc).splitlines()[0]}")
+        if self.observe is not None:
+            self.observe({"event_log": _records_table(self.frame()), "last_interval": line})
 
     def frame(self) -> pd.DataFrame:
         columns = ["interval_start", "setpoints_sent", "acknowledged", "failed", "failed_batteries", "replans",
@@ -293,7 +296,8 @@ def device_commands(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     if stored.status == "cancelled" or plan.empty:
         plan = pd.DataFrame(columns=["battery_id", "interval_start", "setpoint_kw"])
     instruction = stored.to_instruction()
-    event_log = _EventLog(context, engine, stored)
+    event_log = _EventLog(context, engine, stored, observe=lambda metadata: context.log_event(dg.AssetObservation(
+        asset_key=context.asset_key, partition=context.partition_key, metadata=metadata)))
 
     def replan(failed: set[str], at: pd.Timestamp) -> pd.DataFrame:
         problem, again, _ = make_plan(engine, stored, clock.now(), exclude=failed)
