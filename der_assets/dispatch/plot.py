@@ -55,6 +55,10 @@ def plot_dispatch(kw: pd.DataFrame, soc: pd.DataFrame | None = None, *, title: s
             y = kw[column].to_numpy(dtype=float)
             ax.stairs(y, x, label=label, color=color, linestyle=line, linewidth=2 if column != "instructed_kw" else 1.5,
                       baseline=None)
+    values = kw[[c for c in styles if c in kw.columns]].to_numpy(dtype=float)
+    low = min(0.0, float(np.nanmin(values, initial=0.0)))
+    high = float(np.nanmax(values, initial=0.0))
+    ax.set_ylim(low, high * 1.1 if high > 0 else 1.0)  # from 0 (or below, if it charged): a shortfall looks its size
     ax.set_ylabel("fleet battery output, kW")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
@@ -71,7 +75,11 @@ def plot_dispatch(kw: pd.DataFrame, soc: pd.DataFrame | None = None, *, title: s
         ax2.set_ylim(0, 100)
         ax2.legend(fontsize=8, loc="best")
         ax2.grid(alpha=0.3)
-    axes[-1][0].set_xlabel("UTC")
+    from matplotlib.dates import DateFormatter
+
+    axes[-1][0].xaxis.set_major_formatter(DateFormatter("%H:%M"))
+    first = starts.iloc[0] if len(starts) else None
+    axes[-1][0].set_xlabel(f"UTC, {first:%Y-%m-%d}" if first is not None else "UTC")
     fig.autofmt_xdate()
     fig.tight_layout()
     buffer = io.BytesIO()
