@@ -49,7 +49,11 @@ def run_rules(rows: pd.DataFrame, nameplate_kw: pd.Series, *, project_dir: Path,
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+    # tqdm bars on stderr would fill every run's log ("Calculating Metrics: 41/41 ...")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_or_update_pandas("interval_telemetry")
     frame = prepare(rows, nameplate_kw)
     results, validations = [], []
