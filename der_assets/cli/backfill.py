@@ -73,7 +73,8 @@ query ($id: String!) {
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for the twin's ready file and the webserver to come up (der dev uses it).")
 @click.option("--log-progress", is_flag=True, help="Progress as plain lines (for a log or a shared terminal).")
-def backfill(days: int, dagster_url: str, in_process: bool, wait_s: float, log_progress: bool) -> None:
+@click.option("--detach", is_flag=True, help="Launch the backfill and leave it to the UI (do not follow it).")
+def backfill(days: int, dagster_url: str, in_process: bool, wait_s: float, log_progress: bool, detach: bool) -> None:
     """Pull and normalize the last DAYS days of telemetry through Dagster, with progress."""
     ready_file = config.twin_ready_file()
     ready = _wait_for_ready(ready_file, wait_s)
@@ -86,7 +87,8 @@ def backfill(days: int, dagster_url: str, in_process: bool, wait_s: float, log_p
     if in_process:
         summary = run_in_process(plan, say=say, log_progress=log_progress)
     else:
-        summary = run_as_dagster_backfill(plan, dagster_url, say=say, log_progress=log_progress, retry_s=wait_s)
+        summary = run_as_dagster_backfill(plan, dagster_url, say=say, log_progress=log_progress, retry_s=wait_s,
+                                          follow=not detach)
     click.echo(json.dumps(summary))
     if summary["failed"]:
         raise UserError(f"{summary['failed']} of {summary['targeted']} partitions failed; see {summary['where']}")
@@ -166,7 +168,7 @@ def _line(say, done: int, total: int, failed: int, started: float) -> None:
 
 
 def run_as_dagster_backfill(plan: dict, url: str, *, say, log_progress: bool, poll_s: float = 2.0,
-                            retry_s: float = 0.0) -> dict:
+                            retry_s: float = 0.0, follow: bool = True) -> dict:
     """Launch one asset backfill over GraphQL and follow it until it ends."""
     title = f"der backfill {plan['dates'][0]}..{plan['dates'][-1]}"
     params = {
@@ -193,6 +195,9 @@ def run_as_dagster_backfill(plan: dict, url: str, *, say, log_progress: bool, po
     where = f"{url.rstrip('/')}/runs/b/{backfill_id}"
     click.echo(f"der backfill: launched {title} ({backfill_id}): {where}", err=True)
     total = sum(len(keys) for keys in plan["partitions"].values())
+    if not follow:
+        return {"backfill_id": backfill_id, "status": "REQUESTED", "dates": plan["dates"], "targeted": total,
+                "materialized": 0, "failed": 0, "where": where}
     started, last, shown = time.monotonic(), None, 0
     with progress(total) as steps:
         while True:
