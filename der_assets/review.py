@@ -122,7 +122,7 @@ def merge_day(conn: sa.Connection, items: pd.DataFrame, *, day: dt.date, origin:
     gone.loc[gone["status"] != RESOLVED, "status"] = CLEARED  # kept, so its id is never reused
     conn.execute(t.delete().where(t.c.day == day, t.c.origin == origin))
     columns = [c.name for c in t.columns]
-    parts = [f for f in (out[out["review_id"].notna()], gone) if not f.empty]
+    parts = [f.dropna(axis=1, how="all") for f in (out[out["review_id"].notna()], gone) if not f.empty]
     carried = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()).reindex(columns=columns)
     fresh = out[out["review_id"].isna()].reindex(columns=[c for c in columns if c != "review_id"])
     # a quarantined payload has no interval count: the column must stay integer, not float with NaN
