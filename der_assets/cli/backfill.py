@@ -74,13 +74,22 @@ query ($id: String!) {
               help="Seconds to wait for the twin's ready file and the webserver to come up (der dev uses it).")
 @click.option("--log-progress", is_flag=True, help="Progress as plain lines (for a log or a shared terminal).")
 @click.option("--detach", is_flag=True, help="Launch the backfill and leave it to the UI (do not follow it).")
-def backfill(days: int, dagster_url: str, in_process: bool, wait_s: float, log_progress: bool, detach: bool) -> None:
+@click.option("--missing-only", is_flag=True,
+              help="Leave out partitions $DAGSTER_HOME's instance already has materialized (today and yesterday "
+                   "are always backfilled: they were still filling when last materialized).")
+def backfill(days: int, dagster_url: str, in_process: bool, wait_s: float, log_progress: bool, detach: bool,
+             missing_only: bool) -> None:
     """Pull and normalize the last DAYS days of telemetry through Dagster, with progress."""
     ready_file = config.twin_ready_file()
     ready = _wait_for_ready(ready_file, wait_s)
     if not in_process:
         _wait_for_webserver(dagster_url, wait_s)
     plan = backfill_plan(ready, days)
+    if missing_only:
+        plan = without_materialized(plan)
+    if not any(plan["partitions"].values()):
+        click.echo(json.dumps({"dates": plan["dates"], "targeted": 0, "materialized": 0, "failed": 0}))
+        return
     for note in plan["notes"]:
         click.echo(f"der backfill: {note}", err=True)
     say = (lambda m: click.echo(m, err=True)) if log_progress or in_process else (lambda m: None)
@@ -149,6 +158,23 @@ def backfill_plan(ready: dict, days: int) -> dict:
             **{name: list(dates) for name in DAILY_ASSETS}}, "notes": notes, "now": clock.now().isoformat()}
 
 
+def without_materialized(plan: dict) -> dict:
+    """The plan less what the instance already has, except the last two days (a day materialized while
+    it was still going on is incomplete). Needs DAGSTER_HOME; without it the plan is unchanged."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return plan
+    import dagster as dg
+
+    recent = set(plan["dates"][-2:])
+    with dg.DagsterInstance.get() as instance:
+        done = {name: set(instance.get_materialized_partitions(dg.AssetKey(name))) for name in plan["partitions"]}
+    keep = {name: [k for k in keys if k not in done[name] or k.split("|")[0] in recent]
+            for name, keys in plan["partitions"].items()}
+    skipped = sum(len(v) for v in plan["partitions"].values()) - sum(len(v) for v in keep.values())
+    notes = plan["notes"] + ([f"{skipped} partitions already materialized are left out"] if skipped else [])
+    return {**plan, "partitions": keep, "notes": notes}
+
+
 def _graphql(url: str, query: str, variables: dict) -> dict:
     import httpx
 
@@ -171,6 +197,7 @@ def run_as_dagster_backfill(plan: dict, url: str, *, say, log_progress: bool, po
                             retry_s: float = 0.0, follow: bool = True) -> dict:
     """Launch one asset backfill over GraphQL and follow it until it ends."""
     title = f"der backfill {plan['dates'][0]}..{plan['dates'][-1]}"
+    plan = {**plan, "partitions": {name: keys for name, keys in plan["partitions"].items() if keys}}
     params = {
         "title": title,
         "description": "The twin's past: every vendor's raw pulls, then the canonical series, AMI and reconciliation.",
@@ -222,7 +249,7 @@ def run_as_dagster_backfill(plan: dict, url: str, *, say, log_progress: bool, po
 
 
 def run_in_process(plan: dict, *, say, log_progress: bool) -> dict:
-    """Every partition executed here against $DAGSTER_HOME's instance, upstream first, day by day."""
+    """Every partition executed here against $DAGSTER_HOME's instance: every raw pull first, then the daily assets."""
     if not os.environ.get("DAGSTER_HOME"):
         raise UserError("--in-process needs DAGSTER_HOME (the Dagster instance the UI reads); `der dev` sets it "
                         "to $DER_HOME/dagster")
@@ -239,10 +266,13 @@ def run_in_process(plan: dict, *, say, log_progress: bool) -> dict:
     tags = {TAG: backfill_id}
     landed = _land_ami_inbox(ami_inbox_sensor, instance, resources)
     say(f"der backfill: {landed} AMI inbox ticks landed")
+    wanted = {name: set(keys) for name, keys in plan["partitions"].items()}
     steps_all = [(raw_payloads, dg.MultiPartitionKey({"date": d, "source": s}), f"{d} raw_payloads {s}")
-                 for d in plan["dates"] for s in plan["sources"]]
+                 for d in plan["dates"] for s in plan["sources"]
+                 if str(dg.MultiPartitionKey({"date": d, "source": s})) in wanted["raw_payloads"]]
     steps_all += [(asset, d, f"{d} {asset.key.to_user_string()}") for d in plan["dates"]
-                  for asset in (meter_intervals, interval_telemetry, reconciled_intervals)]
+                  for asset in (meter_intervals, interval_telemetry, reconciled_intervals)
+                  if d in wanted[asset.key.to_user_string()]]
     failed: list[str] = []
     started = time.monotonic()
     with progress(len(steps_all)) as steps:
@@ -286,7 +316,7 @@ def start_dev_backfill(env: dict[str, str], *, host: str, port: int) -> list[sub
     home = Path(env[config.DER_HOME_ENV])
     log = open(home / "backfill.log", "a")
     der = Path(sys.executable).parent / "der"
-    proc = subprocess.Popen([str(der) if der.exists() else "der", "backfill", "--days", days,
+    proc = subprocess.Popen([str(der) if der.exists() else "der", "backfill", "--days", days, "--missing-only",
                              "--dagster-url", f"http://{host}:{port}", "--wait", "300", "--log-progress"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     print(f"backfill: the last {days} days of the twin's past as a Dagster backfill once the UI is up "

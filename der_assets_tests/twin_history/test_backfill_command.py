@@ -94,6 +94,18 @@ def test_backfill_materializes_the_twins_past(tmp_path, isolated_home, monkeypat
         ami = read_day(engine, pd.Timestamp("2026-07-19T00:00Z"), ["ami"])
         assert ami["site_id"].nunique() >= 1
 
+    # two days later, --missing-only leaves out the 19th and 20th (materialized, and no longer the last two)
+    from der_assets.cli.backfill import backfill_plan, without_materialized
+    from der_assets.simulator.service import ScaledClock
+
+    later = {"clock": ScaledClock(pd.Timestamp("2026-07-22T08:00Z"), 1e-3).describe(),
+             "history": {"start": "2026-07-17T00:00:00+00:00"}}
+    plan = without_materialized(backfill_plan(later, 5))
+    assert plan["dates"] == ["2026-07-17", "2026-07-18", "2026-07-19", "2026-07-20", "2026-07-21", "2026-07-22"]
+    assert plan["partitions"]["interval_telemetry"] == ["2026-07-17", "2026-07-18", "2026-07-21", "2026-07-22"]
+    assert len(plan["partitions"]["raw_payloads"]) == 4 * len(PULL_SOURCES)
+    assert plan["notes"][-1] == "18 partitions already materialized are left out"
+
 
 def _check(instance, name: str, partition: str) -> dict:
     records = instance.event_log_storage.get_asset_check_execution_history(
