@@ -24,8 +24,9 @@ from der_assets.errors import UserError
               help="Where Green Button files are delivered (default: $DER_HOME/ami_inbox).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--history-days", type=click.IntRange(min=0, max=366), default=7, show_default=True,
+              envvar="DER_TWIN_HISTORY_DAYS",
               help="Serve this many days of past (from UTC midnight that many days back) as if the twin had "
-                   "been running; 0 starts the twin now with no past.")
+                   "been running; 0 starts the twin now with no past (also $DER_TWIN_HISTORY_DAYS).")
 @url_option
 def simulate(ready_file, registry_file, start, speed, faults_file, inbox, seed, history_days, url) -> None:
     """Run the fleet twin: every vendor protocol on 127.0.0.1, until interrupted."""

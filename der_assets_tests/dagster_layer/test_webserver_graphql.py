@@ -51,7 +51,9 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
 @pytest.fixture
 def der_dev(tmp_path, isolated_home):
     port = _free_port()
-    env = dict(os.environ, DER_HOME=str(isolated_home), DAGSTER_HOME=str(tmp_path / "dagster_home"))
+    env = dict(os.environ, DER_HOME=str(isolated_home), DAGSTER_HOME=str(tmp_path / "dagster_home"),
+               # no week of past (and no AMI backlog, no backfill) queued ahead of the run this test waits for
+               DER_TWIN_HISTORY_DAYS="0", DER_DEV_BACKFILL_DAYS="0")
     log = open(tmp_path / "der_dev.log", "w")
     der = Path(sys.executable).parent / "der"
     proc = subprocess.Popen([str(der), "dev", "--port", str(port), "--sites", "20"], env=env,
