@@ -43,12 +43,13 @@ def site_inventory(registry: pd.DataFrame) -> pd.DataFrame:
     """Per-site rollup of the device rows: PV and battery nameplates, models, vintage."""
     devices = registry[registry["device_status"] != "retired"]
     sites = registry.drop_duplicates("site_id").set_index("site_id")
-    pv = devices[devices["device_type"] == "pv_inverter"].groupby("site_id")
-    bat = devices[devices["device_type"] == "battery"].groupby("site_id")
-    out = site_nameplates(registry)[["pv_ac_kw", "pv_dc_kw", "battery_kw", "battery_kwh"]].reindex(sites.index)
+    make_model = devices["make"] + " " + devices["model"]
+    out = site_nameplates(registry)[["pv_ac_kw", "pv_dc_kw", "battery_kw", "battery_kwh"]].reindex(sites.index).astype(float)
     out["battery_duration_h"] = (out["battery_kwh"] / out["battery_kw"]).round(2)
-    out["pv_inverter_make_model"] = pv.apply(lambda g: _join(g["make"] + " " + g["model"]), include_groups=False)
-    out["battery_make_model"] = bat.apply(lambda g: _join(g["make"] + " " + g["model"]), include_groups=False)
+    # a Series groupby, so a fleet with no battery (or no PV) gives an empty column, not a frame
+    for column, kind in (("pv_inverter_make_model", "pv_inverter"), ("battery_make_model", "battery")):
+        of_kind = devices["device_type"] == kind
+        out[column] = make_model[of_kind].groupby(devices.loc[of_kind, "site_id"]).apply(_join)
     years = pd.to_datetime(devices["commissioned_on"], errors="coerce").dt.year
     out["generation_vintage_year"] = years.groupby(devices["site_id"]).min().astype("Int64")
     out["telemetry_sources"] = devices.groupby("site_id")["telemetry_source"].apply(_join)

@@ -153,3 +153,21 @@ def test_a_file_reads_as_the_same_registry_without_a_warehouse(tmp_path):
     got = parsed_registry(parse_registry(read_table(path)))
     pd.testing.assert_frame_equal(to_text_frame(got), to_text_frame(fleet.sort_values(["site_id", "device_id"])
                                                                      .reset_index(drop=True)))
+
+
+def test_a_fleet_with_no_battery_has_an_inventory(tmp_path):
+    from der_assets.registry.iso_export import site_inventory
+    from der_assets.registry.reading import read_table
+    from der_assets.registry.store import parsed_registry
+    from der_assets.registry.validation import parse_registry
+
+    fleet = demo_fleet(12)
+    pv_only = fleet[fleet["device_type"] != "battery"]
+    path = tmp_path / "pv_only.csv"
+    pv_only.to_csv(path, index=False)
+    inv = site_inventory(parsed_registry(parse_registry(read_table(path))))
+    assert len(inv) == 12
+    assert inv["battery_make_model"].isna().all()
+    assert inv["battery_kwh"].isna().all()
+    assert set(inv["technology"]) == {"solar"}
+    assert inv["pv_inverter_make_model"].notna().all()
