@@ -8,14 +8,13 @@ import copy
 import json
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from der_assets.telemetry import ParseError
 from der_assets.telemetry.parsers.enphase import parse_v4_many
 
-from ._helpers import RECEIVED, channel, fixture_bytes, fixture_json, parse, poll_log
+from ._helpers import channel, fixture_bytes, fixture_json, parse, poll_log
 
 NY = "America/New_York"
 

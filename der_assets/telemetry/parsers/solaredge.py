@@ -227,7 +227,7 @@ def parse_meters(payload: bytes, ctx: Ctx) -> pd.DataFrame:
         elif mtype in GRID_METERS:
             grid.append((mtype, serial, str(meter.get("connectedSolaredgeDeviceSN") or ""), counter))
     pairs, unpaired = _grid_pairs(grid)
-    for (_, p_serial, _, purchased), (_, f_serial, _, feed_in) in pairs:
+    for (_, p_serial, _, purchased), (_, _, _, feed_in) in pairs:
         dev = ctx.device_id or p_serial  # one serial, or the import register's where they differ
         frames.append(from_counter(ctx, "grid_kwh", combine_net(purchased, feed_in), interval_s, scale, dev))
     if unpaired:
