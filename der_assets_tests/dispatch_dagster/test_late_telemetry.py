@@ -115,6 +115,10 @@ def test_late_telemetry_is_provisional_then_final_and_alerts_once(setup):
     # right after the event only A's first quarter-hour has been pulled
     _land(engine, _rows("A-BAT", "A", pd.date_range(START, periods=3, freq="5min"), 300, 4.0 * 5 / 60, landed))
     _set_clock(ready, END + pd.Timedelta(minutes=2))
+    # before the dispatch run has measured the event once, new telemetry asks for nothing
+    instance.report_runless_asset_event(dg.AssetMaterialization("interval_telemetry", partition="2026-07-15"))
+    early = event_telemetry_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert not early.run_requests
     meta, check = _measure(resources, instance)
     # coverage: A 50 % of the event, B 0 %: 25 % of the battery-seconds; measured 3 x 1/3 kWh of 3 kWh
     assert (meta["status"], meta["coverage_pct"], meta["delivered_kwh"]) == ("provisional", 25.0, pytest.approx(1.0, abs=1e-4))
@@ -131,7 +135,8 @@ def test_late_telemetry_is_provisional_then_final_and_alerts_once(setup):
 
     # a day of interval_telemetry lands for the event's day: the sensor asks for a re-run; another day: not
     instance.report_runless_asset_event(dg.AssetMaterialization("interval_telemetry", partition="2026-07-15"))
-    fired = event_telemetry_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    fired = event_telemetry_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                           cursor=early.cursor))
     assert [r.partition_key for r in fired.run_requests] == [KEY]
     assert fired.run_requests[0].run_key.startswith(f"{KEY}:0:telemetry:2026-07-15:")
     instance.report_runless_asset_event(dg.AssetMaterialization("interval_telemetry", partition="2026-07-10"))
