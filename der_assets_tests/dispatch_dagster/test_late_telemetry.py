@@ -29,7 +29,7 @@ from der_assets.dispatch.contract import parse_instruction
 from der_assets.dispatch.intake.store import record_instruction
 from der_assets.simulator.servers.runner import serving
 from der_assets.warehouse.bulk import bulk_insert
-from der_assets.warehouse.schema import dispatch_commands, interval_telemetry
+from der_assets.warehouse.schema import dispatch_commands, dispatch_plans, interval_telemetry
 from der_assets.warehouse.schema import event_performance as performance_table
 
 START = pd.Timestamp("2026-07-15T18:00Z")
@@ -62,8 +62,13 @@ def _seed(engine):
         {"instruction_id": KEY, "modification": 0, "battery_id": b, "site_id": s, "source": "enphase",
          "setpoint_kw": kw, "ok": True, "detail": None, "sent_at": sent} for b, s, kw in (("A-BAT", "A", 4.0),
                                                                                          ("B-BAT", "B", 1.4))])
+    plan = pd.DataFrame([{"instruction_id": KEY, "modification": 0, "battery_id": b, "interval_start": t,
+                          "setpoint_kw": kw, "soc_end_kwh": 5.0}
+                         for b, kw in (("A-BAT", 4.0), ("B-BAT", 1.4)) for t in pd.date_range(START, END, freq="5min",
+                                                                                               inclusive="left")])
     with engine.begin() as conn:
         bulk_insert(conn, dispatch_commands, commands)
+        bulk_insert(conn, dispatch_plans, plan)
 
 
 def _land(engine, frame: pd.DataFrame) -> None:
@@ -124,6 +129,8 @@ def test_late_telemetry_is_provisional_then_final_and_alerts_once(setup):
     assert (meta["status"], meta["coverage_pct"], meta["delivered_kwh"]) == ("provisional", 25.0, pytest.approx(1.0, abs=1e-4))
     assert meta["delivered_pct"] == pytest.approx(33.33, abs=1e-4)
     assert meta["batteries_missing"] == 2 and "B-BAT" in meta["missing_batteries"]
+    # planned for the unmeasured battery-time: half of A's 2.0 kWh and all of B's 0.7 kWh
+    assert meta["unmeasured_planned_kwh"] == pytest.approx(1.7, abs=1e-4)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["status"].value == "provisional" and "alert_policy" in check.metadata
     assert _under_delivery(received) == []  # no alert on a provisional figure
@@ -153,7 +160,7 @@ def test_late_telemetry_is_provisional_then_final_and_alerts_once(setup):
     meta, check = _measure(resources, instance)
     assert (meta["status"], meta["coverage_pct"], meta["incomplete"]) == ("final", 100.0, False)
     assert meta["delivered_kwh"] == pytest.approx(2.7, abs=1e-4) and meta["instructed_kwh"] == pytest.approx(3.0, abs=1e-4)
-    assert meta["delivered_pct"] == pytest.approx(90.0, abs=1e-4)
+    assert meta["delivered_pct"] == pytest.approx(90.0, abs=1e-4) and meta["unmeasured_planned_kwh"] == 0.0
     assert not check.passed and check.metadata["status"].value == "final"
     alerts = _under_delivery(received)
     assert len(alerts) == 1
@@ -193,6 +200,7 @@ def test_past_the_give_up_horizon_the_figure_is_final_and_flagged_incomplete(set
     assert (meta["status"], meta["incomplete"], meta["coverage_pct"]) == ("final", True, 50.0)
     assert meta["delivered_kwh"] == pytest.approx(2.0, abs=1e-4) and meta["delivered_pct"] == pytest.approx(66.67, abs=1e-4)
     assert "B-BAT" in meta["missing_batteries"] and not check.passed
+    assert meta["unmeasured_planned_kwh"] == pytest.approx(0.7, abs=1e-4)  # what B was to deliver: unknown
     alerts = _under_delivery(received)
     assert len(alerts) == 1 and alerts[0]["details"]["incomplete"] is True
     assert alerts[0]["title"].endswith("final, incomplete: 1 batteries not fully measured")

@@ -377,6 +377,8 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     per_battery = coverage(battery_rows, instruction.start, instruction.end, commanded)
     judged = verdict(per_battery, threshold_pct=final_coverage_pct(), now=now, event_end=instruction.end,
                      give_up=final_after())
+    plan = _stored_plan(engine, stored)
+    unmeasured_kwh = _unmeasured_planned_kwh(plan, per_battery, instruction.interval_minutes)
     instructed = float(perf["instructed_kwh"].sum())
     measured = float(perf["delivered_kwh"].sum())  # NaN intervals (nobody reported) add nothing: unknown
     total_pct = round(100.0 * measured / max(instructed, 1e-9), 2)
@@ -401,18 +403,20 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     context.log.info(f"{stored.instruction_id} m{stored.modification}: {judged.status}"
                      f"{' (incomplete)' if judged.incomplete else ''}, telemetry covers {judged.coverage_pct:.1f} % "
                      f"of {len(commanded)} batteries' event time, {len(judged.missing)} not fully measured; "
-                     f"measured delivery {measured:.1f} of {instructed:.1f} kWh ({total_pct:.1f} %)")
+                     f"measured delivery {measured:.1f} of {instructed:.1f} kWh ({total_pct:.1f} %), "
+                     f"{unmeasured_kwh:.1f} kWh planned for battery-time not yet measured")
     missing = dg.MetadataValue.md("\n".join(f"- {b}" for b in judged.missing[:100])
                                   + (f"\n- ... {len(judged.missing) - 100} more" if len(judged.missing) > 100 else "")
                                   or "none")
     kw = _instructed_kw(instruction).assign(
-        planned_kw=lambda f: f["interval_start"].map(_planned_kw(engine, stored)).astype(float),
+        planned_kw=lambda f: f["interval_start"].map(plan.groupby("interval_start")["setpoint_kw"].sum()).astype(float),
         delivered_kw=perf["delivered_kwh"].to_numpy(dtype=float) / (instruction.interval_minutes / 60))
     picture = plot_dispatch(kw, soc_bands(rows, commanded),
                             title=f"{stored.instruction_id} m{stored.modification}: {judged.status}, "
                                   f"telemetry {judged.coverage_pct:.0f} %, delivered {total_pct:.1f} %")
     common = {"status": judged.status, "coverage_pct": judged.coverage_pct, "incomplete": judged.incomplete,
-              "delivered_pct": total_pct, "missing_batteries": missing, ALERT_POLICY: ALERT_POLICY_TEXT}
+              "delivered_pct": total_pct, "unmeasured_planned_kwh": unmeasured_kwh, "missing_batteries": missing,
+              ALERT_POLICY: ALERT_POLICY_TEXT}
     yield dg.MaterializeResult(metadata={"delivered_kwh": measured, "instructed_kwh": instructed, **common,
                                          "modification": stored.modification, "batteries": len(commanded),
                                          "batteries_missing": len(judged.missing),
@@ -432,14 +436,22 @@ def event_performance(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                               metadata={**common, "per_interval": _table(perf)})
 
 
-def _planned_kw(engine, stored: store.StoredInstruction) -> pd.Series:
+def _stored_plan(engine, stored: store.StoredInstruction) -> pd.DataFrame:
+    t = dispatch_plans
     with engine.connect() as conn:
-        plan = pd.DataFrame(conn.execute(sa.select(dispatch_plans.c.interval_start, dispatch_plans.c.setpoint_kw).where(
-            dispatch_plans.c.instruction_id == stored.instruction_id,
-            dispatch_plans.c.modification == stored.modification)).mappings().all(),
-            columns=["interval_start", "setpoint_kw"])
+        plan = pd.DataFrame(conn.execute(sa.select(t.c.battery_id, t.c.interval_start, t.c.setpoint_kw).where(
+            t.c.instruction_id == stored.instruction_id, t.c.modification == stored.modification)).mappings().all(),
+            columns=["battery_id", "interval_start", "setpoint_kw"])
     plan["interval_start"] = pd.to_datetime(plan["interval_start"], utc=True)
-    return plan.groupby("interval_start")["setpoint_kw"].sum()
+    return plan
+
+
+def _unmeasured_planned_kwh(plan: pd.DataFrame, per_battery: pd.DataFrame, interval_minutes: int) -> float:
+    """Planned discharge of the battery-time the telemetry does not cover: how much the measured floor
+    could be short of the truth if those batteries did as planned."""
+    planned = plan[plan["setpoint_kw"] > 0].groupby("battery_id")["setpoint_kw"].sum() * interval_minutes / 60
+    uncovered = 1.0 - per_battery.set_index("battery_id")["coverage_pct"] / 100.0
+    return round(float((planned.reindex(uncovered.index).fillna(0.0) * uncovered).sum()), 3)
 
 
 def _commanded(engine, stored: store.StoredInstruction, column: str = "battery_id") -> list[str]:
