@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 
 from der_assets import config
-from der_assets.cli.base import cli, progress
+from der_assets.cli.base import cli, progress, progress_enabled
 from der_assets.errors import UserError
 
 DAGSTER_URL_ENV = "DER_DAGSTER_URL"
@@ -92,6 +92,9 @@ def backfill(days: int, dagster_url: str, in_process: bool, wait_s: float, log_p
         return
     for note in plan["notes"]:
         click.echo(f"der backfill: {note}", err=True)
+    # a bar at a terminal; plain lines otherwise (a log, a pipe), so a long backfill is never silent
+    quiet = (click.get_current_context().find_root().obj or {}).get("quiet")
+    log_progress = log_progress or (not progress_enabled() and not quiet)
     say = (lambda m: click.echo(m, err=True)) if log_progress or in_process else (lambda m: None)
     if in_process:
         summary = run_in_process(plan, say=say, log_progress=log_progress)
