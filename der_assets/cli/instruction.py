@@ -50,7 +50,7 @@ def _receive(engine, raw: bytes, source: str, *, check_registry: bool = True):
 @click.argument("file", type=click.Path(allow_dash=True))
 @url_option
 def submit(file: str, url) -> None:
-    """Record an instruction JSON file (DESIGN.md contract; `-` reads stdin).
+    """Record an instruction JSON file (dispatch contract, docs/design.md; `-` reads stdin).
 
     The bytes are landed first, like every channel's. An instruction for a resource the
     registry does not have, or a malformed one, exits 1 with the reason and stores nothing.
