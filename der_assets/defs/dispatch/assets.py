@@ -51,6 +51,7 @@ SOC_MAX_AGE = pd.Timedelta(hours=2)
 HISTORY_DAYS = 7
 RECOVERY = pd.Timedelta(hours=2)
 MIN_DELIVERY_PCT = 95.0
+DISPATCH_PRIORITY = "10"  # QueuedRunCoordinator launches higher priorities first
 INTAKE_LOOKBACK = dt.timedelta(seconds=60)  # longer than any intake transaction takes to commit
 GIVE_UP_LOOKBACK = dt.timedelta(days=7)  # how far back the sensor looks for events still provisional
 # check_failure_alerts skips a check whose metadata carries this key: event_performance sends its own
@@ -527,7 +528,8 @@ def dispatch_instruction_sensor(context: dg.SensorEvaluationContext, warehouse: 
         return dg.SkipReason("no new instruction")
     keys = sorted({p.instruction_id for p in pending})
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=p.instruction_id,
+        # an ISO instruction goes ahead of queued pulls and backfills (priority -1) for the run slots
+        run_requests=[dg.RunRequest(partition_key=p.instruction_id, tags={"dagster/priority": DISPATCH_PRIORITY},
                                     run_key=f"{p.instruction_id}:{p.modification}:{p.status}")
                       for p in pending if p.status in ("active", "cancelled")],
         dynamic_partitions_requests=[instructions.build_add_request(keys)],
