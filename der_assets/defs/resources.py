@@ -29,17 +29,22 @@ class ClockResource(dg.ConfigurableResource):
     """The platform's clock: the wall clock, or the fleet twin's when it replays faster (DER_CLOCK=twin).
 
     Pulls ask vendors for data up to "now" and dispatch carries events out in real time, so both
-    must agree with the fleet about what time it is.
+    must agree with the fleet about what time it is. in_process names a SteppedClock registered in
+    this process (der_assets.dispatch.clock.registered_clock): a test drives the twin and dispatch
+    on it, so nothing races the wall; production leaves it unset.
     """
 
     follow_twin: bool | None = None
+    in_process: str | None = None
 
     def clock(self):
         import os
 
         from der_assets.connectors.settings import read_ready_file
-        from der_assets.dispatch.clock import DispatchClock
+        from der_assets.dispatch.clock import DispatchClock, in_process_clock
 
+        if self.in_process is not None:
+            return in_process_clock(self.in_process)
         follow = self.follow_twin if self.follow_twin is not None else os.environ.get("DER_CLOCK") == "twin"
         return DispatchClock.from_ready(read_ready_file() or {}) if follow else DispatchClock.wall()
 
