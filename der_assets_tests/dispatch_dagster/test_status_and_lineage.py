@@ -87,7 +87,6 @@ def test_a_plan_with_nothing_to_send_fails_the_run(engine, warehouse_url, tmp_pa
 def test_commands_no_battery_acknowledged_fail_the_run(engine, warehouse_url, tmp_path, monkeypatch):
     """Every vendor's control path is down (a closed loopback port): nothing was carried out, so the run is red."""
     import json
-    import time
 
     import pandas as pd
 
@@ -95,6 +94,8 @@ def test_commands_no_battery_acknowledged_fail_the_run(engine, warehouse_url, tm
     from der_assets.warehouse.bulk import bulk_insert
     from der_assets.warehouse.schema import dispatch_plans
 
+    from der_assets.dispatch.clock import SteppedClock, registered_clock
+    from der_assets.simulator.hub import ManualClock
     from der_assets.simulator.service import make_credentials
 
     fleet = demo_fleet(6)
@@ -111,20 +112,19 @@ def test_commands_no_battery_acknowledged_fail_the_run(engine, warehouse_url, tm
             {"instruction_id": "EVT-DOWN", "modification": 0, "battery_id": b, "interval_start": t,
              "setpoint_kw": 4.0 / len(batteries), "soc_end_kwh": 5.0} for b in batteries for t in starts]))
     closed = "http://127.0.0.1:9"
-    # the platform clock two hours before the event at 600 times real time: the event comes 12 s after
-    # the ready file is written, far more than the run takes to start
+    # the platform clock two hours before the event, moved only by the run's own sleeps (a stepped
+    # clock): the run starts before the event however slow the machine is
     ready = tmp_path / "ready.json"
     ready.write_text(json.dumps({"http": {v: closed for v in ("solaredge", "enphase", "sma", "sonnen", "fronius")},
-                                 "credentials": make_credentials(0), "sunspec": [],
-                                 "clock": {"sim_epoch": "2026-07-15T16:00:00+00:00", "wall_epoch_s": time.time(),
-                                           "speed": 600.0}}))
+                                 "credentials": make_credentials(0), "sunspec": []}))
     monkeypatch.setenv("DER_TWIN_READY_FILE", str(ready))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(instructions.name, ["EVT-DOWN"])
     assert latest(engine, "EVT-DOWN").status == "active"
-    result = dg.materialize([device_commands], partition_key="EVT-DOWN", instance=instance, raise_on_error=False,
-                            resources={"warehouse": WarehouseResource(url=warehouse_url),
-                                       "clock": ClockResource(follow_twin=True)})
+    with registered_clock("status", SteppedClock(ManualClock(pd.Timestamp("2026-07-15T16:00Z")))):
+        result = dg.materialize([device_commands], partition_key="EVT-DOWN", instance=instance, raise_on_error=False,
+                                resources={"warehouse": WarehouseResource(url=warehouse_url),
+                                           "clock": ClockResource(in_process="status")})
     assert not result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["commands_reached_fleet"].passed
