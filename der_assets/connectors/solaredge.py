@@ -13,6 +13,13 @@
   QUARTER_OF_AN_HOUR, storageData 1 week [A, recalled from the PDF]. Longer windows are split.
 - /meters returns one LIFETIME register reading per slot (the last in it), so a window's
   first slot would have no opening reading: that call starts one slot (15 min) early.
+- /storageData telemetry carries lifetime charged/discharged Wh and SoC at irregular ~5-min
+  stamps (reference/vendor-formats.md section 1, [V-fixture]). A window's last interval is
+  closed by the first reading AFTER the window (its SoC is the SoC at the interval's end) and
+  its first interval by the last reading before it, and endTime is exclusive: that call asks
+  one slot (15 min) before and after the window, so the day's 23:55 battery_kwh and soc_pct
+  are there. The extra readings overlap the neighbouring windows; the day keeps one value per
+  interval (quality.complete_grid).
 - Data keeps settling for a while (meters dump starved intervals late), so the cursor
   re-reads the last hour [A: the settling time is not documented].
 - The SolarEdge site id is the registry's vendor_ref; payloads carry the registry site_id.
@@ -43,7 +50,9 @@ TIME_UNIT = "QUARTER_OF_AN_HOUR"
 INTERVAL_S = 900
 DEFAULT_ENDPOINTS = ("energyDetails", "storageData")
 #: asked this much before the window (an opening register reading); counts against the range
-LEAD = {"meters": pd.Timedelta(seconds=INTERVAL_S)}
+LEAD = {"meters": pd.Timedelta(seconds=INTERVAL_S), "storageData": pd.Timedelta(seconds=INTERVAL_S)}
+#: asked this much after the window (the reading that closes its last interval); counts against the range
+TRAIL = {"storageData": pd.Timedelta(seconds=INTERVAL_S)}
 
 
 def client(settings: VendorSettings | None = None, *, clock: Clock = utc_now, daily_limit: int | None = None,
@@ -62,13 +71,13 @@ def local_label(ts, tz: str) -> str:
 
 
 def request_windows(endpoint: str, start, end, tz: str) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """[start, end) (UTC) in pieces whose LOCAL span, lead slot included, fits the endpoint's maximum."""
+    """[start, end) (UTC) in pieces whose LOCAL span, lead and trail slots included, fits the endpoint's maximum."""
     lo = pd.Timestamp(start).tz_convert(tz).tz_localize(None)
     hi = pd.Timestamp(end).tz_convert(tz).tz_localize(None)
-    lead = LEAD.get(endpoint, pd.Timedelta(0))
+    lead, trail = LEAD.get(endpoint, pd.Timedelta(0)), TRAIL.get(endpoint, pd.Timedelta(0))
     out = []
     while lo < hi:
-        b = min(lo - lead + MAX_RANGE[endpoint], hi)
+        b = min(lo - lead + MAX_RANGE[endpoint] - trail, hi)
         out.append((_to_utc(lo, tz), _to_utc(b, tz)))
         lo = b
     return out
@@ -87,8 +96,8 @@ async def pull(http: VendorHttp, site: SiteRef, start, end, *,
         if ep not in MAX_RANGE:
             raise ValueError(f"unknown SolarEdge endpoint {ep!r}; known: {sorted(MAX_RANGE)}")
         for a, b in request_windows(ep, start, end, site.tz):
-            ask_from = a - LEAD.get(ep, pd.Timedelta(0))
-            params = {"startTime": local_label(ask_from, site.tz), "endTime": local_label(b, site.tz)}
+            ask_from, ask_to = a - LEAD.get(ep, pd.Timedelta(0)), b + TRAIL.get(ep, pd.Timedelta(0))
+            params = {"startTime": local_label(ask_from, site.tz), "endTime": local_label(ask_to, site.tz)}
             if ep in ("energyDetails", "meters"):
                 params["timeUnit"] = TIME_UNIT
             calls.append((ep, a, b, params))
