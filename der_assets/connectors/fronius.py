@@ -12,8 +12,10 @@
   at EndDate, as 'missing'; the next window's payload has it.) A query over 16 days
   answers Status.Code 255 [V-3p, third-party client tests], so longer windows are split.
 - Channels: the meter's lifetime registers EnergyReal_WAC_Plus_Absolute (import) and
-  EnergyReal_WAC_Minus_Absolute (export). GEN24/Tauro/Verto have no archive at all; use
-  the realtime PowerFlow poll log there.
+  EnergyReal_WAC_Minus_Absolute (export), and the inverters' per-step energy
+  EnergyReal_WAC_Sum_Produced (PV). The documented archive has no battery channel, so a
+  battery's past is not there (parsers/fronius.py). GEN24/Tauro/Verto have no archive at
+  all; use the realtime PowerFlow poll log there.
 - GetPowerFlowRealtimeData.fcgi is a snapshot (Head.Timestamp with offset, E_Total lifetime
   PV Wh): several polls go into one payload.
 """
@@ -33,7 +35,7 @@ SOURCE = "fronius"
 ARCHIVE = "GetArchiveData"
 POWER_FLOW = "GetPowerFlowRealtimeData"
 MAX_ARCHIVE_SPAN = pd.Timedelta(days=16)
-ARCHIVE_CHANNELS = ("EnergyReal_WAC_Plus_Absolute", "EnergyReal_WAC_Minus_Absolute")
+ARCHIVE_CHANNELS = ("EnergyReal_WAC_Plus_Absolute", "EnergyReal_WAC_Minus_Absolute", "EnergyReal_WAC_Sum_Produced")
 STEP_S = 300
 
 
@@ -63,7 +65,7 @@ def request_windows(start, end) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
 
 async def pull_archive(http: VendorHttp, site: SiteRef, start, end, *, gates: FroniusGates,
                        channels: Sequence[str] = ARCHIVE_CHANNELS) -> list[RawPayload]:
-    """Meter registers for [start, end) (UTC), one call per <= 16 days, calls spaced per device."""
+    """Meter registers and inverter PV for [start, end) (UTC), one call per <= 16 days, calls spaced per device."""
     out = []
     spacing: list[tuple[Gate, str]] = [(gates.archive, "device")]
     for a, b in request_windows(start, end):

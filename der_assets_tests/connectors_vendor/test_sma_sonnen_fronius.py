@@ -85,7 +85,8 @@ def test_fronius_archive_spacing_split_and_grid_matches_the_twin():
     assert len(grid) == 288 and (grid["quality"] == "measured").all()
     assert grid["value"].sum() == pytest.approx(twin_sum(hub, site, "grid_kwh", *DAY), abs=1e-3)  # whole-Wh registers
     # EndDate is inclusive: the parser also claims the step starting at the end, as missing
-    assert df[df["interval_start"] == DAY[1]]["quality"].tolist() == ["missing"]
+    assert df[df["interval_start"] == DAY[1]][["channel", "quality"]].values.tolist() == [
+        ["grid_kwh", "missing"], ["pv_kwh", "missing"]]
     w = fronius.request_windows("2026-07-01T04:00Z", "2026-07-21T04:00Z")
     assert [(b - a).days for a, b in w] == [16, 4]
 

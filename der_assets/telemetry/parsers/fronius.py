@@ -18,9 +18,20 @@ Quirks handled here:
   last step of the day (no reading at 24:00) comes back as a 'missing' row, not dropped.
 - Logging step (5-30 min, configurable) is read from the key spacing; 300/900/3600 s are
   kept as they are, other steps are re-gridded to 900 s by counter interpolation.
-- SeriesType=DailySum is a day total, not interval data: ParseError. Inverter per-interval
-  channels (EnergyReal_WAC_Sum_Produced in Detail) have unverified label semantics here and
-  are not read; a payload with no meter register channel is a ParseError.
+- SeriesType=DailySum is a day total, not interval data: ParseError.
+- Inverter nodes ("inverter/<n>") carry EnergyReal_WAC_Sum_Produced: Wh the inverter produced
+  IN each logging step (a per-step energy, not a register: the DailySum capture's day value is
+  a fractional Wh sum, 15587.78), read as measured pv_kwh. A key labels the step that starts
+  there, as the twin serves it [A: the Solar API document keys values by seconds since Start
+  without saying which end of a step a per-step energy belongs to]. With several inverters
+  (Scope=System) the site's PV is their sum, and a step one of them lacks is missing. Steps
+  other than 300/900/3600 s are re-gridded to 900 s through the running sum. On a hybrid
+  inverter the AC output also carries battery discharge [A, as SolarEdge StorEdge].
+- No battery channel: the documented archive channels are the meter registers and the
+  inverter's per-step energy (reference/vendor-formats.md section 5; both captures and the
+  twin carry nothing else), so battery_kwh and soc_pct come only from the PowerFlow poll log
+  and a past day has none. A payload with neither a meter register nor an inverter energy
+  channel is a ParseError.
 - PowerFlow Site: P_Grid + import / - export; P_Load NEGATIVE = consumption (load = -P_Load);
   P_Akku + discharge / - charge, null when no battery; P_PV null when unknown (missing,
   never 0). E_Total (Wh lifetime) is the pv counter and is preferred over P_PV; on GEN24 it
@@ -48,6 +59,7 @@ from ._common import (Ctx, concat, energy_unit_scale, floats, from_counter, load
 
 PLUS = "EnergyReal_WAC_Plus_Absolute"
 MINUS = "EnergyReal_WAC_Minus_Absolute"
+PRODUCED = "EnergyReal_WAC_Sum_Produced"
 NATIVE_S = (300, 900, 3600)
 REALTIME_S = 900
 
@@ -70,15 +82,22 @@ def _register(node: dict, name: str, start: pd.Timestamp, ctx: Ctx):
 
 
 def parse_archive(payload: bytes, ctx: Ctx) -> pd.DataFrame:
-    """GetArchiveData.cgi, SeriesType=Detail: meter lifetime registers -> grid_kwh."""
+    """GetArchiveData.cgi, SeriesType=Detail: meter lifetime registers -> grid_kwh, inverter
+    per-step energy -> pv_kwh."""
     doc = load_json(payload, ctx)
     _check_status(doc, ctx)
     series_type = doc["Head"].get("RequestArguments", {}).get("SeriesType", "Detail")
     if series_type != "Detail":
         ctx.fail(f"SeriesType {series_type!r} is not interval data (need Detail)")
     frames = []
+    produced = []  # (node_key, start, end, secs, kwh) per inverter node
     for node_key, node in doc["Body"]["Data"].items():
         channels = node.get("Data") or {}
+        if PRODUCED in channels and not (PLUS in channels or MINUS in channels):
+            start, end = timeutil.parse_aware(node["Start"]), timeutil.parse_aware(node["End"])
+            ctx.window = (start, end)
+            produced.append((node_key, start, end, *_register(node, PRODUCED, start, ctx)))
+            continue
         if PLUS not in channels and MINUS not in channels:
             continue
         if not (PLUS in channels and MINUS in channels):
@@ -105,9 +124,42 @@ def parse_archive(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             per[name] = counter_to_intervals(t, kwh, interval_s=interval_s, max_gap_s=1.5 * step, window=window)
         dev = ctx.device_id or node_key.split(":", 1)[-1]
         frames.append(from_counter(ctx, "grid_kwh", combine_net(per[PLUS], per[MINUS]), interval_s, device_id=dev))
+    if produced:
+        frames.append(_produced(ctx, produced))
     if not frames:
-        ctx.fail(f"no meter register channel ({PLUS}/{MINUS}) in archive payload")
+        ctx.fail(f"no meter register ({PLUS}/{MINUS}) or inverter energy ({PRODUCED}) channel in archive payload")
     return concat(frames)
+
+
+def _produced(ctx: Ctx, nodes: list) -> pd.DataFrame | None:
+    """The site's pv_kwh from the inverters' per-step Wh: every step of [Start, End] is a row
+    (a step no inverter logged is missing), the inverters summed step by step."""
+    start, end = nodes[0][1], nodes[0][2]
+    if any(n[1] != start or n[2] != end for n in nodes):
+        ctx.fail("inverter nodes disagree on Start/End: " + ", ".join(f"{n[0]} {n[1]}..{n[2]}" for n in nodes))
+    keys = np.unique(np.concatenate([n[3] for n in nodes]))
+    if not len(keys):
+        return None  # nothing logged in the window: no rows, not an error
+    step = reduce(gcd, np.diff(keys).tolist()) if len(keys) > 1 else 300
+    span_s = (end - start).total_seconds()
+    if step <= 0 or keys.min() < 0 or keys.max() > span_s + 1 or (keys % step).any():
+        ctx.fail(f"inverter archive keys {keys.min()}..{keys.max()} s do not fit Start..End at {step} s steps")
+    grid = np.arange(0, int(span_s) + 1, step, dtype="int64")  # every step starting in [Start, End]
+    total = np.zeros(len(grid))
+    for _, _, _, secs, kwh in nodes:
+        per = np.full(len(grid), np.nan)
+        per[np.searchsorted(grid, secs)] = kwh
+        total += per  # a step one inverter lacks stays NaN: missing, never a partial sum
+    starts = start + pd.to_timedelta(grid, unit="s")
+    if step in NATIVE_S:
+        return rows(ctx, "pv_kwh", starts, total, "measured", step)
+    # an odd logging step: its running sum is a register, re-gridded like the meter's
+    reading_t = start + pd.to_timedelta(np.r_[grid[:1], grid + step], unit="s")
+    running = np.r_[0.0, np.cumsum(np.nan_to_num(total))]
+    running[1:][np.isnan(total)] = np.nan
+    c = counter_to_intervals(reading_t, running, interval_s=900, max_gap_s=1.5 * step,
+                             window=(start, end + pd.Timedelta(seconds=1)))
+    return from_counter(ctx, "pv_kwh", c, 900)
 
 
 def parse_power_flow(payload: bytes, ctx: Ctx) -> pd.DataFrame:
