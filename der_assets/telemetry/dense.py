@@ -234,9 +234,10 @@ def complete_day(
 def _layout(blocks, keys: SeriesKeys, exp_codes, exp_interval, t0: int, t1: int) -> pd.DataFrame:
     """Which series the day has (expected or reported in it), their interval and their cells.
 
-    A reported series takes the interval of its latest belief, as complete_grid does: among its
-    reports in the day, one with a value beats one without, then the latest received, then the
-    later payload. Only reports at that interval fill its cells.
+    A reported series takes one interval, as complete_grid does: among its reports in the day,
+    one with a value beats one without, one with a measured value beats one with only
+    estimates, the finer interval beats the coarser, then the latest received, then the later
+    payload. Only reports at that interval fill its cells.
     """
     n_series = len(keys)
     interval = np.zeros(n_series, dtype=np.int64)
@@ -260,13 +261,18 @@ def _layout(blocks, keys: SeriesKeys, exp_codes, exp_interval, t0: int, t1: int)
         if (iv == any_iv[seg]).all():  # the common case: one length per series
             interval[seg] = iv
         else:
-            has = np.zeros(len(seg), dtype=bool)  # a value in the day: only needed to break this tie
+            # per segment, its best row as complete_grid ranks rows: 3 a measured value, 2 only
+            # estimated values, 1 a reported gap not marked estimated, 0 none of these
+            rank = np.zeros(len(seg), dtype=np.int8)  # only needed to break this tie
             for i in np.unique(block):
                 b = blocks[i]
                 inside = (b.start_ns >= t0) & (b.start_ns < t1)
+                has, direct = ~np.isnan(b.value), b.quality != QUALITY_CODE["estimated"]
                 mine = block == i
-                has[mine] = _per_segment(b, inside & ~np.isnan(b.value))[idx[mine]] > 0
-            last = np.lexsort((order, rec, has, seg))  # by series, then the rule above: the last one wins
+                for level, rows in ((1, inside & ~has & direct), (2, inside & has), (3, inside & has & direct)):
+                    hit = _per_segment(b, rows)[idx[mine]] > 0
+                    rank[mine] = np.where(hit, level, rank[mine])
+            last = np.lexsort((order, rec, -iv, rank, seg))  # by series, then the rule above: the last one wins
             last = last[np.r_[seg[last][1:] != seg[last][:-1], True]]
             interval[seg[last]] = iv[last]
         present[seg] = True

@@ -3,8 +3,13 @@
 - `complete_grid`: every expected (site, device, source, channel) gets every interval of the
   day. An interval nobody reported is a null value with quality `missing`, never a zero, an
   interpolation or a dropped row. Overlapping pulls keep the latest belief (received_at). A
-  series reported at two interval lengths (Enphase's 5-minute micro and 15-minute meter PV)
-  takes the length of its latest belief; a 15-minute value never fills a 5-minute cell.
+  series reported at two interval lengths (Enphase's 5-minute micro and 15-minute meter PV,
+  Fronius' 5-minute archive and 15-minute PowerFlow estimate) takes one length by the rule
+  cells follow: a length with a value beats one with none, one with a measured value beats one
+  with only estimates, then the finer length (it says more), then the latest belief. So
+  measured 5-minute rows are kept and a coarser estimate fills a series only where nothing
+  finer was measured; a 15-minute value never fills a 5-minute cell (it is an
+  other_interval_length review item).
 - `flag_suspect`: energy above what the nameplate can make in the interval (a spike) and a
   non-zero value repeated for `stuck_intervals` in a row (a stuck register) become `suspect`;
   the value is kept so a person can see what was reported.
@@ -46,14 +51,18 @@ def complete_grid(
     all shows up as a full day of `missing`. believed_at: received_at given to missing rows.
     """
     rows = rows[(rows["interval_start"] >= day_start) & (rows["interval_start"] < day_end)]
-    # overlapping pulls: a reported value beats a reported gap, a measured value beats an estimate
-    # (an Enphase gateway's counters differenced across two polls, say), then the latest belief wins
-    # (per interval length: a series takes one length, below, and only reports at it fill its cells)
-    rows = (rows.assign(_has=rows["value"].notna(), _direct=rows["quality"].astype(str) != "estimated")
-            .sort_values(["_has", "_direct", "received_at"], kind="stable")
+    ranked = rows.assign(_has=rows["value"].notna(), _direct=rows["quality"].astype(str) != "estimated",
+                         _finer=-rows["interval_s"].astype("int64"))
+    # a series takes one length: a value beats none, a measured value beats an estimate, the finer
+    # length beats the coarser, then the latest belief; only reports at that length fill its cells
+    lengths = (ranked.sort_values(["_has", "_direct", "_finer", "received_at"], kind="stable")
+               .drop_duplicates(SERIES_KEYS, keep="last"))
+    # overlapping pulls of a cell: a reported value beats a reported gap, a measured value beats an
+    # estimate (an Enphase gateway's counters differenced across two polls, say), then the latest belief
+    rows = (ranked.sort_values(["_has", "_direct", "received_at"], kind="stable")
             .drop_duplicates(KEY_COLUMNS + ["interval_s"], keep="last")
-            .drop(columns=["_has", "_direct"]))
-    series = pd.concat([expected[SERIES_KEYS + ["interval_s"]], rows[SERIES_KEYS + ["interval_s"]]])
+            .drop(columns=["_has", "_direct", "_finer"]))
+    series = pd.concat([expected[SERIES_KEYS + ["interval_s"]], lengths[SERIES_KEYS + ["interval_s"]]])
     series = series.drop_duplicates(SERIES_KEYS, keep="last").reset_index(drop=True)
     frames = []
     for interval_s, group in series.groupby("interval_s"):
