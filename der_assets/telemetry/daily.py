@@ -15,8 +15,8 @@ import pandas as pd
 from der_assets.telemetry import ParseError, empty_frame, parse_payload
 from der_assets.telemetry.dense import RowBlock, SeriesKeys, complete_day, other_length_reports, utc_ns
 from der_assets.telemetry.parsers.enphase import V4_MANY, parse_v4_many
-from der_assets.telemetry.quality import (complete_grid, ended_by, flag_suspect, lateness_s, other_length_items,
-                                         review_items)
+from der_assets.telemetry.quality import (collected_gap_runs, complete_grid, ended_by, flag_suspect, gap_summary,
+                                         lateness_s, other_length_items, review_items)
 from der_assets.telemetry.quality import other_length_reports as other_length_rows
 from der_assets.telemetry.schema import CANONICAL_COLUMNS
 
@@ -32,6 +32,13 @@ SNAPSHOT_ENDPOINTS = {
     ("sonnen", "powermeter"), ("fronius", "GetPowerFlowRealtimeData"), ("sunspec", "snapshot"),
     ("generac", "snapshot"),
 }
+# Series that only a device-local snapshot API reports (None: every channel of the source). Such a
+# device keeps no history, so the platform has its data from its first poll on and never before:
+# an interval before the first payload ever landed for the site is "not collected", not a gap an
+# operator can fix. It stays a missing row, but the gap check does not judge it (DayResult.stats).
+# Fronius: the archive carries PV and the grid meter, not the battery (parsers/fronius.py).
+SNAPSHOT_ONLY = {"sonnen": None, "sunspec": None, "generac": None,
+                 "fronius": ("battery_kwh", "soc_pct", "load_kwh")}
 
 
 @dataclass(frozen=True)
@@ -50,16 +57,26 @@ class DayResult:
     review: pd.DataFrame
     quarantined: list[dict] = field(default_factory=list)
     parsed_ids: list[int] = field(default_factory=list)
+    #: collection_starts() of the snapshot-only sources; None: every interval is judged
+    collection: pd.DataFrame | None = None
+
+    def not_collected(self) -> np.ndarray:
+        """Per row: missing because the platform had not yet begun collecting its device (not judged)."""
+        return not_collected(self.rows, self.collection)
 
     def stats(self, as_of: pd.Timestamp | None = None) -> dict[str, float]:
         """The day's counts. The gap share judges only intervals that have ended by `as_of` (the
-        platform's now; None judges every interval, as for a day wholly past): missing counts the
-        judged intervals without a value, future_intervals those not yet ended, and gap_pct is
-        None while nothing has ended (not judged is not 0 % missing)."""
+        platform's now; None judges every interval, as for a day wholly past) and were collectable:
+        missing counts the judged intervals without a value, future_intervals those not yet ended,
+        not_collected_intervals those before the platform first polled a snapshot-only device
+        (missing rows, never judged), and gap_pct is None while nothing is judged (not judged is
+        not 0 % missing)."""
         rows = self.rows
         n = len(rows)
         is_missing = (rows["quality"] == "missing").to_numpy(dtype=bool)
-        judged = ended_by(rows, as_of)
+        before = self.not_collected()
+        ended = ended_by(rows, as_of)
+        judged = ended & ~before
         n_judged = int(judged.sum())
         missing = int((is_missing & judged).sum())
         late = lateness_s(rows)
@@ -68,12 +85,74 @@ class DayResult:
             "missing": missing,
             "reported": int(n - is_missing.sum()),
             "judged_intervals": n_judged,
-            "future_intervals": n - n_judged,
+            "future_intervals": int((~ended & ~before).sum()),
+            "not_collected_intervals": int(before.sum()),
             "gap_pct": round(100.0 * missing / n_judged, 3) if n_judged else (None if n else 0.0),
             "suspect": int((rows["quality"] == "suspect").sum()),
             "late": int((late > LATE_AFTER_S).sum()),
             "quarantined_payloads": len(self.quarantined),
         }
+
+    def by_source(self, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+        """quality.gap_summary per source, with the not-collected intervals and each source's
+        collection start (its sites' first poll; empty for a source with a history API)."""
+        if self.collection is None:
+            return gap_summary(self.rows, as_of)
+        out = gap_summary(self.rows, as_of, not_collected=self.not_collected())
+        first = self.collection.dropna(subset=["site_id"]).groupby("source")["collection_start"].min()
+        out["collection_start"] = [first[s].isoformat() if s in first.index else None for s in out["source"]]
+        return out
+
+
+def collection_starts(first_landed: pd.DataFrame | None) -> pd.DataFrame:
+    """When the platform began collecting each snapshot-only source: source, site_id, collection_start.
+
+    first_landed: source, site_id, endpoint, first_received_at of the payloads ever landed (parsed
+    or quarantined: a device that answered garbage was being collected). Per site, its first
+    snapshot payload; a row with site_id None holds the source's first, which stands for a site
+    that never answered (it has been polled since then, so its silence is a gap). A source with
+    no payload at all has no row and its series stay judged: nothing shows it was not polled.
+    """
+    columns = ["source", "site_id", "collection_start"]
+    if first_landed is None or first_landed.empty:
+        return pd.DataFrame(columns=columns)
+    snap = first_landed[[(src, ep) in SNAPSHOT_ENDPOINTS and src in SNAPSHOT_ONLY
+                         for src, ep in zip(first_landed["source"], first_landed["endpoint"], strict=True)]]
+    if snap.empty:
+        return pd.DataFrame(columns=columns)
+    per_site = (snap.assign(collection_start=pd.to_datetime(snap["first_received_at"], utc=True))
+                .groupby(["source", "site_id"], as_index=False)["collection_start"].min())
+    per_source = per_site.groupby("source", as_index=False)["collection_start"].min().assign(site_id=None)
+    return pd.concat([per_site, per_source[columns]], ignore_index=True)[columns]
+
+
+def not_collected(rows: pd.DataFrame, starts: pd.DataFrame | None) -> np.ndarray:
+    """True for each missing row of a snapshot-only series whose interval began before the platform
+    first collected from its site (collection_starts); False everywhere else (judged as before)."""
+    out = np.zeros(len(rows), dtype=bool)
+    if starts is None or starts.empty or not len(rows):
+        return out
+    source = rows["source"].astype(str).to_numpy()
+    missing = (rows["quality"].astype(str) == "missing").to_numpy()
+    interval_ns = None
+    for src, group in starts.groupby("source"):
+        sel = (source == src) & missing
+        channels = SNAPSHOT_ONLY.get(src, ())
+        if channels is not None:
+            sel &= rows["channel"].astype(str).isin(channels).to_numpy()
+        if not sel.any():
+            continue
+        by_site = group.dropna(subset=["site_id"]).set_index("site_id")["collection_start"]
+        fallback = group.loc[group["site_id"].isna(), "collection_start"]
+        begin = pd.to_datetime(pd.Series(rows["site_id"].to_numpy()[sel]).astype(str).map(by_site), utc=True)
+        if len(fallback):
+            begin = begin.fillna(fallback.iloc[0])
+        known = begin.notna().to_numpy()
+        begin_ns = utc_ns(begin.fillna(pd.Timestamp(0, tz="UTC")))
+        interval_ns = utc_ns(rows["interval_start"]) if interval_ns is None else interval_ns
+        out[np.flatnonzero(sel)] = known & (interval_ns[sel] < begin_ns)
+    return out
+
 
 
 def expected_series(registry: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
@@ -183,8 +262,12 @@ def normalize_day(
     day_start: pd.Timestamp,
     believed_at: pd.Timestamp,
     sources: list[str],
+    collection: pd.DataFrame | None = None,
 ) -> DayResult:
     """Parse, assign devices, complete the grid and flag one day. Never raises on a bad payload.
+
+    collection: collection_starts() of the snapshot-only sources; intervals before a device's
+    collection began are left out of the gap check and its review runs (DayResult.stats).
 
     Same result as `normalize_day_reference`, at fleet scale: Enphase v4 cloud bodies are read
     together into arrays (enphase.parse_v4_many), everything else one payload at a time, and the
@@ -232,11 +315,20 @@ def normalize_day(
     day = complete_day(blocks, keys, expected_series(registry, sources), day_start=day_start, day_end=day_end,
                        believed_at=believed_at, nameplate_kw=_nameplates(registry))
     other = other_length_items(other_length_reports(blocks, keys, day, day_start=day_start, day_end=day_end))
-    return DayResult(rows=day.frame(), review=_with(day.review(), other), quarantined=quarantined, parsed_ids=parsed)
+    return _result(day.frame(), _with(day.review(), other), quarantined, parsed, collection)
 
 
 def _with(review: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     return review if other.empty else pd.concat([review, other], ignore_index=True)
+
+
+def _result(rows: pd.DataFrame, review: pd.DataFrame, quarantined: list, parsed: list,
+            collection: pd.DataFrame | None) -> DayResult:
+    """The DayResult, its gap runs starting where collection began (none before it is a gap)."""
+    result = DayResult(rows=rows, review=review, quarantined=quarantined, parsed_ids=parsed, collection=collection)
+    if collection is not None:
+        result.review = collected_gap_runs(review, rows, result.not_collected())
+    return result
 
 
 def normalize_day_reference(
@@ -246,6 +338,7 @@ def normalize_day_reference(
     day_start: pd.Timestamp,
     believed_at: pd.Timestamp,
     sources: list[str],
+    collection: pd.DataFrame | None = None,
 ) -> DayResult:
     """The readable definition of `normalize_day`: every payload through parse_payload, then the
     pandas quality functions. Too slow for a fleet (about 200 s for 10,000 sites); tests hold
@@ -257,5 +350,4 @@ def normalize_day_reference(
     full = complete_grid(rows, expected, day_start=day_start, day_end=day_end, believed_at=believed_at)
     flagged = flag_suspect(full, _nameplates(registry))
     other = other_length_items(other_length_rows(rows, full, day_start=day_start, day_end=day_end))
-    return DayResult(rows=flagged[CANONICAL_COLUMNS], review=_with(review_items(flagged), other),
-                     quarantined=quarantined, parsed_ids=parsed)
+    return _result(flagged[CANONICAL_COLUMNS], _with(review_items(flagged), other), quarantined, parsed, collection)

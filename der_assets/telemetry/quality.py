@@ -127,20 +127,30 @@ def ended_by(frame: pd.DataFrame, as_of: pd.Timestamp | None) -> np.ndarray:
     return (end <= pd.Timestamp(as_of).tz_convert("UTC")).to_numpy(dtype=bool)
 
 
-def gap_summary(rows: pd.DataFrame, as_of: pd.Timestamp | None) -> pd.DataFrame:
+def gap_summary(rows: pd.DataFrame, as_of: pd.Timestamp | None,
+                not_collected: np.ndarray | None = None) -> pd.DataFrame:
     """Per source: series-intervals judged (ended by as_of), missing among them, still to end, and gap_pct.
 
     gap_pct is None where nothing has ended yet: no interval judged is not 0 % missing.
+    not_collected: per row, missing before the platform first collected its device
+    (daily.not_collected); given, those rows are neither judged nor future and are counted in a
+    not_collected_intervals column.
     """
-    judged = ended_by(rows, as_of)
+    ended = ended_by(rows, as_of)
+    before = np.zeros(len(rows), dtype=bool) if not_collected is None else np.asarray(not_collected, dtype=bool)
+    judged = ended & ~before
     frame = pd.DataFrame({"source": rows["source"].astype(str).to_numpy(), "judged": judged,
-                          "missing": judged & (rows["quality"].astype(str) == "missing").to_numpy()})
+                          "missing": judged & (rows["quality"].astype(str) == "missing").to_numpy(),
+                          "future": ~ended & ~before, "before": before})
     out = frame.groupby("source", sort=True).agg(judged_intervals=("judged", "sum"),
-                                                 missing_intervals=("missing", "sum"), rows=("judged", "size"))
-    out["future_intervals"] = out.pop("rows") - out["judged_intervals"]
+                                                 missing_intervals=("missing", "sum"),
+                                                 future_intervals=("future", "sum"),
+                                                 not_collected_intervals=("before", "sum"))
+    if not_collected is None:
+        out = out.drop(columns=["not_collected_intervals"])
     out = out.astype("int64").reset_index()
     pct = 100.0 * out["missing_intervals"] / out["judged_intervals"].where(out["judged_intervals"] > 0)
-    out["gap_pct"] = [None if np.isnan(v) else round(float(v), 3) for v in pct]
+    out["gap_pct"] = pd.Series([None if np.isnan(v) else round(float(v), 3) for v in pct], dtype=object)  # None stays None
     return out
 
 
@@ -164,6 +174,37 @@ def ended_gap_runs(review: pd.DataFrame, rows: pd.DataFrame, as_of: pd.Timestamp
     cut = gap & (n > 0)
     last = first + pd.to_timedelta(np.where(cut, (n - 1) * step_s, 0), unit="s")
     out.loc[cut, "last_interval"] = last[cut].to_numpy()
+    return out[~gap | (n > 0)].reset_index(drop=True)
+
+
+def collected_gap_runs(review: pd.DataFrame, rows: pd.DataFrame, not_collected: np.ndarray) -> pd.DataFrame:
+    """Review items with each gap run cut to the intervals after its device's collection began.
+
+    not_collected: per row of `rows` (daily.not_collected), missing before the platform first
+    polled a snapshot-only device; those are not gaps an operator can fix. They are the missing
+    rows before a time, so in a run of missing intervals they are its head: the run starts after
+    them, and a run wholly before collection is dropped. Other items are unchanged.
+    """
+    if review.empty or not np.any(not_collected) or not (review["issue"] == "gap").any():
+        return review
+    sel = np.asarray(not_collected, dtype=bool)
+    before = pd.DataFrame({k: rows[k].astype(str).to_numpy()[sel] for k in SERIES_KEYS})
+    before["until"] = pd.to_datetime(rows["interval_start"], utc=True).to_numpy()[sel]
+    before["step_s"] = rows["interval_s"].to_numpy(np.int64)[sel]
+    until = before.groupby(SERIES_KEYS, as_index=False).agg(until=("until", "max"), step_s=("step_s", "first"))
+    keyed = review.reset_index(drop=True)
+    found = keyed[SERIES_KEYS].astype(str).merge(until, on=SERIES_KEYS, how="left")
+    first = pd.to_datetime(keyed["first_interval"], utc=True)
+    last_before = pd.to_datetime(found["until"], utc=True)
+    step_s = found["step_s"].fillna(0).to_numpy(np.int64)
+    gap = (keyed["issue"] == "gap").to_numpy() & last_before.notna().to_numpy() & (step_s > 0)
+    gap &= (first <= last_before).fillna(False).to_numpy(dtype=bool)
+    skipped = np.where(gap, ((last_before - first).dt.total_seconds().fillna(0).to_numpy() // np.maximum(step_s, 1))
+                       + 1, 0).astype(np.int64)
+    n = keyed["n_intervals"].to_numpy(np.int64) - skipped
+    out = keyed.assign(n_intervals=n)
+    moved = gap & (n > 0)
+    out.loc[moved, "first_interval"] = (first + pd.to_timedelta(skipped * step_s, unit="s"))[moved].to_numpy()
     return out[~gap | (n > 0)].reset_index(drop=True)
 
 

@@ -13,10 +13,10 @@ from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import ClockResource, WarehouseResource
 from der_assets.defs.telemetry.gx_check import operator_rules_result, operator_rules_spec
 from der_assets.defs.telemetry.partitions import VENDOR_SOURCES, daily
-from der_assets.defs.telemetry.store import day_bounds, landed_for_day, read_day, write_day
+from der_assets.defs.telemetry.store import day_bounds, first_landed, landed_for_day, read_day, write_day
 from der_assets.registry.store import current_registry
-from der_assets.telemetry.daily import normalize_day
-from der_assets.telemetry.quality import divergence, ended_gap_runs, gap_summary
+from der_assets.telemetry.daily import collection_starts, normalize_day
+from der_assets.telemetry.quality import divergence, ended_gap_runs
 from der_assets.telemetry.schema import validate
 from der_assets.warehouse.schema import reconciled_intervals as reconciled_table  # the asset below takes the name
 
@@ -58,8 +58,10 @@ def _quality_checks(asset_key: dg.AssetKey, result, rows: pd.DataFrame,
                             metadata={"gap_pct": stats["gap_pct"], "missing_intervals": stats["missing"],
                                       "judged_intervals": stats["judged_intervals"],
                                       "future_intervals": stats["future_intervals"],
+                                      # before the platform first polled a device that keeps no history
+                                      "not_collected_intervals": stats["not_collected_intervals"],
                                       "as_of": "end of day" if as_of is None else as_of.isoformat(),
-                                      "threshold_pct": MAX_GAP_PCT, "by_source": _table(gap_summary(rows, as_of)),
+                                      "threshold_pct": MAX_GAP_PCT, "by_source": _table(result.by_source(as_of)),
                                       "gaps": _table(gaps)}),
         dg.AssetCheckResult(asset_key=asset_key, check_name="late_data", passed=late_pct <= MAX_LATE_PCT,
                             severity=dg.AssetCheckSeverity.WARN,
@@ -77,7 +79,11 @@ def _quality_checks(asset_key: dg.AssetKey, result, rows: pd.DataFrame,
 def _check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
     specs = [("canonical_schema", True, "The day's rows satisfy the canonical pandera schema."),
              ("gap_pct", False, f"At most {MAX_GAP_PCT} % of the day's ended intervals are missing (one per "
-                                f"device channel and interval; intervals not yet ended are not judged)."),
+                                f"device channel and interval; intervals not yet ended are not judged). A device "
+                                f"that keeps no history (sonnen, SunSpec/Generac Modbus, a Fronius battery via "
+                                f"PowerFlow) has data only from the platform's first poll of it: its intervals "
+                                f"before that first payload are not_collected_intervals (missing rows, reported "
+                                f"per source with the collection start, not judged)."),
              ("late_data", False, f"At most {MAX_LATE_PCT} % of values arrived more than 6 h after their interval."),
              ("suspect_count", False, "No value is flagged suspect (spike above nameplate, stuck register)."),
              ("quarantined_payloads", True, "Every landed payload for the day parsed.")]
@@ -103,8 +109,8 @@ def interval_telemetry(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     registry = current_registry(engine)
     payloads = landed_for_day(engine, VENDOR_SOURCES, day_start, day_end)
     result = normalize_day(payloads, registry, day_start=day_start, believed_at=pd.Timestamp.now(tz="UTC"),
-                           sources=VENDOR_SOURCES)
-    # a gap run is reviewed only as far as its intervals have ended
+                           sources=VENDOR_SOURCES, collection=collection_starts(first_landed(engine, VENDOR_SOURCES)))
+    # a gap run is reviewed only as far as its intervals have ended (and from where collection began)
     write_day(engine, result.rows, ended_gap_runs(result.review, result.rows, as_of), day_start=day_start,
               sources=VENDOR_SOURCES, origin="interval_telemetry", quarantined=result.quarantined,
               parsed_ids=result.parsed_ids)

@@ -34,6 +34,18 @@ def landed_for_day(engine, sources: list[str], day_start: pd.Timestamp, day_end:
                           content=read_payload(r["sha256"])) for r in rows]
 
 
+def first_landed(engine, sources: list[str]) -> pd.DataFrame:
+    """source, site_id, endpoint, first_received_at (UTC) over every payload ever landed, parsed or
+    not: where collecting each site's endpoint began (telemetry.daily.collection_starts)."""
+    t = raw_payloads
+    query = (sa.select(t.c.source, t.c.site_id, t.c.endpoint, sa.func.min(t.c.received_at).label("first_received_at"))
+             .where(t.c.source.in_(sources)).group_by(t.c.source, t.c.site_id, t.c.endpoint))
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).all(), columns=["source", "site_id", "endpoint", "first_received_at"])
+    frame["first_received_at"] = pd.to_datetime(frame["first_received_at"], utc=True)
+    return frame
+
+
 def write_day(engine, rows: pd.DataFrame, review: pd.DataFrame, *, day_start: pd.Timestamp, sources: list[str],
               origin: str, quarantined: list[dict], parsed_ids: list[int], table: sa.Table = interval_telemetry) -> None:
     """Replace the day's rows of these sources and merge the day's review items of this origin, atomically."""
