@@ -250,6 +250,8 @@ class _EventLog:
                "failed_batteries": ", ".join(progress.failed) or None, "replans": progress.replanned,
                "commanded_kw": progress.commanded_kw, "instructed_kw": kw.get(progress.interval_start),
                "instructed_so_far_kwh": instructed, "delivered_so_far_kwh": delivered, "line": line}
+        # plain Python numbers: psycopg2 would send a numpy float as the text "np.float64(5.4)"
+        row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
         self.rows.append(row)
         try:
             with self.engine.begin() as conn:
