@@ -68,14 +68,14 @@ class DayResult:
         """The day's counts. The gap share judges only intervals that have ended by `as_of` (the
         platform's now; None judges every interval, as for a day wholly past) and were collectable:
         missing counts the judged intervals without a value, future_intervals those not yet ended,
-        not_collected_intervals those before the platform first polled a snapshot-only device
-        (missing rows, never judged), and gap_pct is None while nothing is judged (not judged is
+        not_collected_intervals the ended ones before the platform first polled a snapshot-only
+        device (missing rows, never judged), and gap_pct is None while nothing is judged (not judged is
         not 0 % missing)."""
         rows = self.rows
         n = len(rows)
         is_missing = (rows["quality"] == "missing").to_numpy(dtype=bool)
-        before = self.not_collected()
         ended = ended_by(rows, as_of)
+        before = self.not_collected() & ended  # an interval still to come is future, whoever polls it
         judged = ended & ~before
         n_judged = int(judged.sum())
         missing = int((is_missing & judged).sum())
@@ -85,7 +85,7 @@ class DayResult:
             "missing": missing,
             "reported": int(n - is_missing.sum()),
             "judged_intervals": n_judged,
-            "future_intervals": int((~ended & ~before).sum()),
+            "future_intervals": int((~ended).sum()),
             "not_collected_intervals": int(before.sum()),
             "gap_pct": round(100.0 * missing / n_judged, 3) if n_judged else (None if n else 0.0),
             "suspect": int((rows["quality"] == "suspect").sum()),

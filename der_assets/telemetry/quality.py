@@ -133,15 +133,15 @@ def gap_summary(rows: pd.DataFrame, as_of: pd.Timestamp | None,
 
     gap_pct is None where nothing has ended yet: no interval judged is not 0 % missing.
     not_collected: per row, missing before the platform first collected its device
-    (daily.not_collected); given, those rows are neither judged nor future and are counted in a
-    not_collected_intervals column.
+    (daily.not_collected); given, those that have ended are not judged but counted in a
+    not_collected_intervals column (one still to come is future, as any other).
     """
     ended = ended_by(rows, as_of)
-    before = np.zeros(len(rows), dtype=bool) if not_collected is None else np.asarray(not_collected, dtype=bool)
+    before = ended & (np.zeros(len(rows), dtype=bool) if not_collected is None else np.asarray(not_collected, bool))
     judged = ended & ~before
     frame = pd.DataFrame({"source": rows["source"].astype(str).to_numpy(), "judged": judged,
                           "missing": judged & (rows["quality"].astype(str) == "missing").to_numpy(),
-                          "future": ~ended & ~before, "before": before})
+                          "future": ~ended, "before": before})
     out = frame.groupby("source", sort=True).agg(judged_intervals=("judged", "sum"),
                                                  missing_intervals=("missing", "sum"),
                                                  future_intervals=("future", "sum"),

@@ -83,13 +83,14 @@ def test_backfill_materializes_the_twins_past(tmp_path, isolated_home, monkeypat
         assert five["interval_s"].eq(300).all()
         # a 5-minute series: intervals ending by 13:37 start at 13:30 at the latest, 13 * 12 + 7 of them
         assert int(ended[five.index].sum()) == 163
-        assert today["judged_intervals"] == int(ended.sum()) and today["future_intervals"] == int((~ended).sum())
+        assert today["judged_intervals"] + today["not_collected_intervals"] == int(ended.sum())
+        assert today["future_intervals"] == int((~ended).sum())
         assert today["as_of"].startswith("2026-07-20T13:37")
         # history APIs answered for yesterday; device-local APIs kept no past, so their series stay missing
-        # (and, today, until the first live poll): the per-source table says which
+        # rows but are not collected, not judged (and, today, until the first live poll): the table says which
         by_source = _table(_check(instance, "gap_pct", "2026-07-19")["by_source"])
         assert float(by_source["solaredge"]["gap_pct"]) < 1.0 and float(by_source["enphase"]["gap_pct"]) < 1.0
-        assert by_source["sonnen"]["gap_pct"] == "100.0"
+        assert by_source["sonnen"]["gap_pct"] == "None" and int(by_source["sonnen"]["not_collected_intervals"]) > 0
         # the past's AMI files were landed and read
         ami = read_day(engine, pd.Timestamp("2026-07-19T00:00Z"), ["ami"])
         assert ami["site_id"].nunique() >= 1
