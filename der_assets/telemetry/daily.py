@@ -132,14 +132,13 @@ def not_collected(rows: pd.DataFrame, starts: pd.DataFrame | None) -> np.ndarray
     out = np.zeros(len(rows), dtype=bool)
     if starts is None or starts.empty or not len(rows):
         return out
-    source = rows["source"].astype(str).to_numpy()
-    missing = (rows["quality"].astype(str) == "missing").to_numpy()
+    missing = (rows["quality"] == "missing").to_numpy(dtype=bool)  # categorical compares: no strings made
     interval_ns = None
     for src, group in starts.groupby("source"):
-        sel = (source == src) & missing
+        sel = (rows["source"] == src).to_numpy(dtype=bool) & missing
         channels = SNAPSHOT_ONLY.get(src, ())
-        if channels is not None:
-            sel &= rows["channel"].astype(str).isin(channels).to_numpy()
+        if channels is not None and sel.any():
+            sel &= rows["channel"].isin(channels).to_numpy(dtype=bool)
         if not sel.any():
             continue
         by_site = group.dropna(subset=["site_id"]).set_index("site_id")["collection_start"]
