@@ -45,6 +45,7 @@ def test_inbox_to_meter_intervals(engine, warehouse_url, fleet, tmp_path, monkey
         result = ami_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         keys = sorted({r.partition_key for r in result.run_requests})
         assert "2026-07-15" in keys
+        assert {r.tags["dagster/priority"] for r in result.run_requests} == {"-2"}  # behind pulls and backfills
         again = ami_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert isinstance(again, dg.SkipReason)  # each file is landed once
     with engine.connect() as conn:

@@ -15,6 +15,7 @@ from der_assets.telemetry import ParseError, parse_payload
 from der_assets.telemetry.parsers.greenbutton import usage_point_ids
 from der_assets.warehouse.schema import raw_payloads
 
+AMI_PRIORITY = "-2"  # QueuedRunCoordinator launches higher priorities first
 MAX_FILES_PER_TICK = 200  # keep a tick well inside the sensor timeout; the rest wait for the next tick
 
 ami_job = dg.define_asset_job("ami_ingest", selection=dg.AssetSelection.assets(meter_intervals))
@@ -69,5 +70,8 @@ def ami_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseRe
             break
     if not days:
         return dg.SkipReason("no new Green Button files")
-    return dg.SensorResult(run_requests=[dg.RunRequest(partition_key=day, run_key=f"ami-{day}-{last}")
+    # AMI is a day or two late by nature: behind vendor pulls (0), backfills (-1) and dispatch (10) for a run
+    # slot, so a first start's backlog of past files does not hold the fleet's own telemetry back
+    return dg.SensorResult(run_requests=[dg.RunRequest(partition_key=day, run_key=f"ami-{day}-{last}",
+                                                       tags={"dagster/priority": AMI_PRIORITY})
                                          for day, last in sorted(days.items())])
