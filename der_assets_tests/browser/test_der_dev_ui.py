@@ -99,6 +99,8 @@ def der_dev(browser_required, isolated_home, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            # dagster dev's code server runs in a session of its own and outlives the group: it names the home
+            subprocess.run(["pkill", "-f", str(dagster_home)], check=False)
 
 
 def _pull_today(home: Path, dagster_home: str, monkeypatch) -> pd.Timestamp:
