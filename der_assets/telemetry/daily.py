@@ -14,7 +14,8 @@ import pandas as pd
 
 from der_assets.telemetry import ParseError, empty_frame, parse_payload
 from der_assets.telemetry.dense import RowBlock, SeriesKeys, complete_day, other_length_reports, utc_ns
-from der_assets.telemetry.parsers.enphase import V4_MANY, parse_v4_many
+from der_assets.telemetry.batch import BatchContext
+from der_assets.telemetry.batch import readers as batch_readers
 from der_assets.telemetry.quality import (collected_gap_runs, complete_grid, ended_by, flag_suspect, gap_summary,
                                          lateness_s, other_length_items, review_items)
 from der_assets.telemetry.quality import other_length_reports as other_length_rows
@@ -268,43 +269,47 @@ def normalize_day(
     collection: collection_starts() of the snapshot-only sources; intervals before a device's
     collection began are left out of the gap check and its review runs (DayResult.stats).
 
-    Same result as `normalize_day_reference`, at fleet scale: Enphase v4 cloud bodies are read
-    together into arrays (enphase.parse_v4_many), everything else one payload at a time, and the
-    grid and flags are computed on arrays (dense.complete_day).
+    Same result as `normalize_day_reference`, at fleet scale: the bodies of each endpoint that
+    has a batch reader (telemetry/batch/) are read together into arrays, everything else one
+    payload at a time, and the grid and flags are computed on arrays (dense.complete_day).
     """
     day_end = day_start + pd.Timedelta(days=1)
     keys = SeriesKeys()
     device_of = _device_lookup(registry)
     blocks: list[RowBlock] = []
     parsed: list[int] = []
-    batches: dict[str, list[int]] = {}
+    readers = batch_readers()
+    batches: dict[tuple[str, str], list[int]] = {}
     singly: list[tuple[int, LandedPayload]] = []
     for k, p in enumerate(payloads):
-        if p.source == "enphase" and p.endpoint in V4_MANY:
-            batches.setdefault(p.endpoint, []).append(k)
+        if (p.source, p.endpoint) in readers:
+            batches.setdefault((p.source, p.endpoint), []).append(k)
         else:
             singly.append((k, p))
-    for endpoint, positions in batches.items():
-        try:
-            cols = parse_v4_many(endpoint, [payloads[k].content for k in positions])
-        except Exception:  # noqa: BLE001 - a bug here must not cost the day: every body goes one at a time
-            singly.extend((k, payloads[k]) for k in positions)
-            continue
-        taken = np.asarray(positions, dtype=np.int64)[cols.taken]
-        left = np.ones(len(positions), dtype=bool)
-        left[cols.taken] = False
-        singly.extend((positions[i], payloads[positions[i]]) for i in np.flatnonzero(left))
-        parsed.extend(payloads[k].payload_id for k in taken)
-        sites = [payloads[k].site_id or "unknown" for k in taken]
-        received = utc_ns([payloads[k].received_at for k in taken])
+    zone_of = registry.drop_duplicates("site_id").set_index("site_id")["timezone"]
+    for (source, endpoint), positions in batches.items():
+        group = [payloads[k] for k in positions]
+        sites = [p.site_id or "unknown" for p in group]
+        received = utc_ns([p.received_at for p in group])
         received -= received % 1000  # microseconds, as parse_payload and the warehouse keep them
-        for channel, (value, quality) in cols.channels.items():
-            codes = np.array([keys.code(s, device_of.get((s, channel), s), "enphase", channel) for s in sites],
-                             dtype=np.int64)
-            blocks.append(RowBlock(seg_series=codes, seg_rows=cols.lengths,
-                                   seg_interval_s=np.full(len(codes), cols.interval_s, dtype=np.int64),
-                                   seg_received_ns=received, seg_order=taken, start_ns=cols.start_ns, value=value,
-                                   quality=quality, sorted_grid=True))
+        context = BatchContext(site_ids=sites, timezones=[zone_of.get(s) for s in sites], received_ns=received)
+        try:
+            batch = readers[(source, endpoint)]([p.content for p in group], context)
+        except Exception:  # noqa: BLE001 - a bug here must not cost the day: every body goes one at a time
+            singly.extend(zip(positions, group))
+            continue
+        left = np.ones(len(positions), dtype=bool)
+        left[batch.taken] = False
+        singly.extend((positions[i], group[i]) for i in np.flatnonzero(left))
+        parsed.extend(group[i].payload_id for i in batch.taken)
+        order = np.asarray(positions, dtype=np.int64)
+        for part in batch.parts:
+            codes = np.array([keys.code(sites[i], device_of.get((sites[i], part.channel), sites[i]), source,
+                                        part.channel) for i in part.seg_body], dtype=np.int64)
+            blocks.append(RowBlock(seg_series=codes, seg_rows=part.seg_rows, seg_interval_s=part.seg_interval_s,
+                                   seg_received_ns=received[part.seg_body], seg_order=order[part.seg_body],
+                                   start_ns=part.start_ns, value=part.value, quality=part.quality,
+                                   sorted_grid=part.sorted_grid))
     singly.sort(key=lambda kp: kp[0])
     frames, quarantined, parsed_singly = _parse_singly(singly, registry, len(payloads))
     parsed.extend(parsed_singly)

@@ -1,0 +1,5 @@
+"""Batch reader for fronius bodies (none yet: every body goes through the one-body parser)."""
+
+from __future__ import annotations
+
+READERS: dict = {}
