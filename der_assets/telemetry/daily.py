@@ -304,7 +304,8 @@ def normalize_day(
         parsed.extend(group[i].payload_id for i in batch.taken)
         order = np.asarray(positions, dtype=np.int64)
         for part in batch.parts:
-            codes = np.array([keys.code(sites[i], device_of.get((sites[i], part.channel), sites[i]), source,
+            row_source = part.source or source
+            codes = np.array([keys.code(sites[i], device_of.get((sites[i], part.channel), sites[i]), row_source,
                                         part.channel) for i in part.seg_body], dtype=np.int64)
             blocks.append(RowBlock(seg_series=codes, seg_rows=part.seg_rows, seg_interval_s=part.seg_interval_s,
                                    seg_received_ns=received[part.seg_body], seg_order=order[part.seg_body],

@@ -45,6 +45,7 @@ class Part:
     value: np.ndarray  # float64, NaN = missing
     quality: np.ndarray  # int8
     sorted_grid: bool = False
+    source: str | None = None  # the rows' canonical source when it is not the landed one (greenbutton -> ami)
 
 
 @dataclass
@@ -57,11 +58,11 @@ Reader = Callable[[Sequence[bytes], BatchContext], Batch]
 
 
 def readers() -> dict[tuple[str, str], Reader]:
-    """(source, endpoint) -> reader, gathered from the vendor modules."""
+    """(landed source, endpoint) -> reader, gathered from the vendor modules."""
     from der_assets.telemetry.batch import enphase, espi, fronius, sma, solaredge
 
     out: dict[tuple[str, str], Reader] = {}
     for source, module in (("enphase", enphase), ("solaredge", solaredge), ("sma", sma), ("fronius", fronius),
-                           ("ami", espi)):
+                           ("greenbutton", espi)):
         out.update({(source, endpoint): reader for endpoint, reader in module.READERS.items()})
     return out
