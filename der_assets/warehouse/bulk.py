@@ -19,7 +19,7 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> in
     if conn.dialect.name == "postgresql":
         buffer = _CopyStream(_copy_text(frame.iloc[lo:lo + COPY_CHUNK_ROWS], columns)
                              for lo in range(0, len(frame), COPY_CHUNK_ROWS))
-        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT text)"
         cursor = conn.connection.driver_connection.cursor()
         try:
             cursor.copy_expert(statement, buffer, size=1 << 20)
@@ -95,11 +95,12 @@ class _CopyStream:
 
 
 def _copy_text(frame: pd.DataFrame, columns: list[str]) -> io.StringIO:
-    """COPY CSV of `frame[columns]`, NULL as \\N, each column turned to text in one vectorized step
-    (a fleet-day is 5.8 million rows: a Python call per value took about 100 s).
+    """COPY text of `frame[columns]` (tab-separated, NULL as \\N), each column turned to text in one
+    vectorized step (a fleet-day is 5.8 million rows: a Python call per value took about 100 s).
 
     Timestamps: ISO 8601 UTC to the microsecond (PostgreSQL's resolution); floats: the shortest
-    text that reads back to the same double; booleans: true/false; anything else: str().
+    text that reads back to the same double; booleans: true/false; anything else: str(), with
+    backslash, tab, newline and CR escaped (`_escape`), so a stored text `\\N` stays text.
     """
     text = {}
     for name in columns:
@@ -124,8 +125,9 @@ def _copy_text(frame: pd.DataFrame, columns: list[str]) -> io.StringIO:
             text[name] = np.array([None if _missing(v) else _pg_text(v) for v in col.to_numpy(dtype=object)],
                                   dtype=object)
     buffer = io.StringIO()
-    pd.DataFrame(text, columns=columns).to_csv(buffer, header=False, index=False, na_rep="\\N", lineterminator="\n",
-                                               quoting=csv.QUOTE_MINIMAL)
+    # every text is escaped already: no field holds a tab, newline or CR, so nothing is quoted
+    pd.DataFrame(text, columns=columns).to_csv(buffer, sep="\t", header=False, index=False, na_rep="\\N",
+                                               lineterminator="\n", quoting=csv.QUOTE_NONE)
     buffer.seek(0)
     return buffer
 
@@ -142,6 +144,16 @@ def _py(value: object) -> object:
     return value
 
 
+# COPY's text format reads a backslash as an escape and `\\N` as NULL, tab as the delimiter and
+# newline/CR as the end of a row; each is written as its backslash sequence (PostgreSQL manual,
+# COPY, "Text Format": https://www.postgresql.org/docs/current/sql-copy.html).
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _escape(text: str) -> str:
+    return text.translate(_ESCAPE)
+
+
 def _pg_text(value: object) -> str:
     if isinstance(value, (pd.Timestamp, dt.datetime)):
         return pd.Timestamp(value).isoformat()
@@ -149,4 +161,4 @@ def _pg_text(value: object) -> str:
         return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _escape(str(value))

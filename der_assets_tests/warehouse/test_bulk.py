@@ -122,3 +122,20 @@ def test_copy_text_is_streamed_in_chunks_without_losing_a_byte(engine, monkeypat
                        end=DAY + dt.timedelta(days=1))
     back = _day_rows(engine)
     assert len(back) == 50 and back["value"].sum() == pytest.approx(49 * 0.25) and back["value"].isna().sum() == 1
+
+
+def test_text_that_looks_like_copy_syntax_is_stored_as_text(engine):
+    """A site_id of `\\N` (the registry accepts it) is a site, not NULL: COPY's NULL marker, its
+    end-of-data line `\\.`, backslashes, tabs, newlines and CRs all come back as they went in."""
+    from der_assets.warehouse.bulk import bulk_insert
+
+    sites = ["\\N", "\\.", "a\\b", "tab\there", "cr\rlf\n", "ends\\", "\\\\N", ""]
+    rows = _rows(len(sites), 0.5)
+    rows["site_id"] = sites
+    rows["device_id"] = pd.Categorical(sites)  # categories go through the same text path
+    with engine.begin() as conn:
+        bulk_insert(conn, interval_telemetry, rows)
+    back = _day_rows(engine).sort_values("interval_start").reset_index(drop=True)
+    assert back["site_id"].tolist() == sites
+    assert back["device_id"].tolist() == sites
+    assert back["value"].isna().tolist() == [False] * (len(sites) - 1) + [True]  # the real NULL stays NULL
