@@ -7,7 +7,9 @@ meter_intervals and reconciled_intervals. Two ways to run it, both visible in th
   backfill, launched over GraphQL (launchPartitionBackfill). The daemon runs it, so it is listed
   under Overview > Backfills with every partition's status, honours the instance's run queue and
   keeps the eager automation from running the same days twice (an asset in a backfill counts as
-  in progress). Its runs carry dagster/priority -1, so an operator's own runs go first.
+  in progress). Today's partitions go as a backfill of their own at dagster/priority 1, ahead of
+  the vendors' scheduled pulls, so the fleet's latest SoC (what dispatch plans from) lands within
+  minutes of a first start; the past days follow at priority -1, so an operator's own runs go first.
 - `--in-process`: every partition executed here, one run after another, against the instance in
   $DAGSTER_HOME (runs tagged der/backfill=<id>, materializations on the assets' partitions), for
   when no webserver runs. The AMI inbox is landed first, as the inbox sensor would.
@@ -196,18 +198,30 @@ def _line(say, done: int, total: int, failed: int, started: float) -> None:
     say(f"der backfill: {done}/{total} partitions done, {failed} failed, {time.monotonic() - started:.0f} s")
 
 
-def run_as_dagster_backfill(plan: dict, url: str, *, say, log_progress: bool, poll_s: float = 2.0,
-                            retry_s: float = 0.0, follow: bool = True) -> dict:
-    """Launch one asset backfill over GraphQL and follow it until it ends."""
+def split_today(plan: dict) -> list[tuple[dict, str]]:
+    """The plan as (part, priority) to launch in order: today first, ahead of the vendors' own pulls
+    (priority 1 against their 0), since today is what dispatch plans from (the fleet's latest SoC) and
+    what the operator looks at first; then the past at -1, behind everything an operator starts."""
+    today = plan["dates"][-1]
+    parts = []
+    for dates, priority in (([today], "1"), (plan["dates"][:-1], "-1")):
+        keys = {name: [k for k in keys if k.split("|")[0] in dates] for name, keys in plan["partitions"].items()}
+        keys = {name: ks for name, ks in keys.items() if ks}
+        if keys:
+            parts.append(({**plan, "dates": dates, "partitions": keys}, priority))
+    return parts
+
+
+def launch_backfill(plan: dict, url: str, *, priority: str = "-1", retry_s: float = 0.0) -> tuple[str, str]:
+    """Launch one asset backfill over GraphQL: (backfill id, its page in the UI)."""
     title = f"der backfill {plan['dates'][0]}..{plan['dates'][-1]}"
-    plan = {**plan, "partitions": {name: keys for name, keys in plan["partitions"].items() if keys}}
     params = {
         "title": title,
         "description": "The twin's past: every vendor's raw pulls, then the canonical series, AMI and reconciliation.",
-        "tags": [{"key": TAG, "value": title}, {"key": "dagster/priority", "value": "-1"}],
+        "tags": [{"key": TAG, "value": title}, {"key": "dagster/priority", "value": priority}],
         "partitionsByAssets": [{"assetKey": {"path": [name]},
                                 "partitions": {"ranges": [{"start": k, "end": k} for k in keys]}}
-                               for name, keys in plan["partitions"].items()],
+                               for name, keys in plan["partitions"].items() if keys],
     }
     deadline = time.monotonic() + retry_s  # right after start-up the code location may still be loading
     while True:
@@ -223,32 +237,45 @@ def run_as_dagster_backfill(plan: dict, url: str, *, say, log_progress: bool, po
         time.sleep(3.0)
     backfill_id = launched["backfillId"]
     where = f"{url.rstrip('/')}/runs/b/{backfill_id}"
-    click.echo(f"der backfill: launched {title} ({backfill_id}): {where}", err=True)
+    click.echo(f"der backfill: launched {title} ({backfill_id}, priority {priority}): {where}", err=True)
+    return backfill_id, where
+
+
+def run_as_dagster_backfill(plan: dict, url: str, *, say, log_progress: bool, poll_s: float = 2.0,
+                            retry_s: float = 0.0, follow: bool = True) -> dict:
+    """Launch the plan as asset backfills (today's first, see split_today) and follow them until they end."""
+    launched = [launch_backfill(part, url, priority=priority, retry_s=retry_s) for part, priority in split_today(plan)]
+    backfill_id, where = launched[-1]
     total = sum(len(keys) for keys in plan["partitions"].values())
+    summary = {"backfill_id": backfill_id, "backfill_ids": [b for b, _ in launched], "dates": plan["dates"],
+               "targeted": total, "materialized": 0, "failed": 0, "where": where}
     if not follow:
-        return {"backfill_id": backfill_id, "status": "REQUESTED", "dates": plan["dates"], "targeted": total,
-                "materialized": 0, "failed": 0, "where": where}
+        return {**summary, "status": "REQUESTED"}
     started, last, shown = time.monotonic(), None, 0
     with progress(total) as steps:
         while True:
-            state = _graphql(url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-            if state["__typename"] != "PartitionBackfill":
-                raise UserError(f"backfill {backfill_id}: {state.get('message') or state['__typename']}")
-            counts = [c for c in (state.get("assetBackfillData") or {}).get("assetBackfillStatuses") or []
-                      if c["__typename"] == "AssetPartitionsStatusCounts"]
-            done = sum(c["numPartitionsMaterialized"] + c["numPartitionsFailed"] for c in counts)
-            failed = sum(c["numPartitionsFailed"] for c in counts)
+            done = failed = 0
+            statuses = []
+            for bid, _ in launched:
+                state = _graphql(url, STATUS, {"id": bid})["partitionBackfillOrError"]
+                if state["__typename"] != "PartitionBackfill":
+                    raise UserError(f"backfill {bid}: {state.get('message') or state['__typename']}")
+                counts = [c for c in (state.get("assetBackfillData") or {}).get("assetBackfillStatuses") or []
+                          if c["__typename"] == "AssetPartitionsStatusCounts"]
+                done += sum(c["numPartitionsMaterialized"] + c["numPartitionsFailed"] for c in counts)
+                failed += sum(c["numPartitionsFailed"] for c in counts)
+                statuses.append(state["status"])
             for _ in range(done - shown):
                 steps.step(f"backfill {done}/{total}")
             shown = max(shown, done)
             if (done, failed) != last:
                 _line(say, done, total, failed, started)
                 last = (done, failed)
-            if state["status"] in DONE:
+            if all(status in DONE for status in statuses):
                 break
             time.sleep(poll_s)
-    return {"backfill_id": backfill_id, "status": state["status"], "dates": plan["dates"], "targeted": total,
-            "materialized": done - failed, "failed": failed, "where": where}
+    status = next((s for s in statuses if s != "COMPLETED_SUCCESS" and s != "COMPLETED"), statuses[-1])
+    return {**summary, "status": status, "materialized": done - failed, "failed": failed}
 
 
 def run_in_process(plan: dict, *, say, log_progress: bool) -> dict:

@@ -2,7 +2,8 @@
 
 Only the webserver runs (no daemon), so the backfill stays requested and the test reads back what
 was asked: every vendor's raw pull and the three daily assets for yesterday and today (by the
-twin's clock, which the ready file describes), at a priority below the operator's own runs.
+twin's clock, which the ready file describes): today as a backfill of its own ahead of the vendors'
+scheduled pulls, yesterday at a priority below the operator's own runs.
 """
 
 from __future__ import annotations
@@ -86,14 +87,19 @@ def test_one_asset_backfill_on_the_webserver(webserver, tmp_path):
     assert f"{url}/runs/b/{summary['backfill_id']}" in done.stderr
     assert time.monotonic() - started < 240
 
-    body = httpx.post(f"{url}/graphql", json={"query": QUERY, "variables": {"id": summary["backfill_id"]}},
-                      timeout=30).json()
-    backfill = body["data"]["partitionBackfillOrError"]
-    assert backfill["__typename"] == "PartitionBackfill", body
-    assert backfill["status"] == "REQUESTED"  # no daemon here to run it
-    assert backfill["title"] == "der backfill 2026-07-19..2026-07-20"
-    assert {"key": "dagster/priority", "value": "-1"} in backfill["tags"]
-    targeted = {tuple(s["assetKey"]["path"]): s["numPartitionsTargeted"]
-                for s in backfill["assetBackfillData"]["assetBackfillStatuses"]}
-    assert targeted == {("raw_payloads",): 12, ("interval_telemetry",): 2, ("meter_intervals",): 2,
-                        ("reconciled_intervals",): 2}
+    # today first, at a priority above the vendors' scheduled pulls (0); the past behind the operator (-1)
+    assert len(summary["backfill_ids"]) == 2 and summary["backfill_ids"][-1] == summary["backfill_id"]
+    seen = {}
+    for backfill_id in summary["backfill_ids"]:
+        body = httpx.post(f"{url}/graphql", json={"query": QUERY, "variables": {"id": backfill_id}},
+                          timeout=30).json()
+        backfill = body["data"]["partitionBackfillOrError"]
+        assert backfill["__typename"] == "PartitionBackfill", body
+        assert backfill["status"] == "REQUESTED"  # no daemon here to run it
+        priority = {t["key"]: t["value"] for t in backfill["tags"]}["dagster/priority"]
+        seen[backfill["title"]] = (priority, {tuple(s["assetKey"]["path"]): s["numPartitionsTargeted"]
+                                              for s in backfill["assetBackfillData"]["assetBackfillStatuses"]})
+    per_day = {("raw_payloads",): 6, ("interval_telemetry",): 1, ("meter_intervals",): 1,
+               ("reconciled_intervals",): 1}
+    assert seen == {"der backfill 2026-07-20..2026-07-20": ("1", per_day),
+                    "der backfill 2026-07-19..2026-07-19": ("-1", per_day)}
