@@ -23,7 +23,7 @@ import pandera.errors
 
 from ..errors import ParseError
 from ..schema import CANONICAL_COLUMNS, passes_fast, validate
-from . import enphase, fronius, greenbutton, sma, solaredge, sonnen, sunspec
+from . import enphase, fronius, greenbutton, sma, solaredge, sonnen, sunspec, utility_csv
 from ._common import Ctx
 
 Parser = Callable[[bytes, Ctx], pd.DataFrame]
@@ -36,6 +36,7 @@ VENDORS = {
     "sonnen": (sonnen, "sonnen"),
     "fronius": (fronius, "fronius"),
     "greenbutton": (greenbutton, "ami"),
+    "utility_csv": (utility_csv, "ami"),  # endpoint = the mapping (telemetry/data/utility_csv/<name>.toml)
     "sunspec": (sunspec, "sunspec"),
     "generac": (sunspec, "generac"),  # PWRcell over SunSpec Modbus; rows keep the registry's source
 }
