@@ -56,12 +56,13 @@ def registry_validate(url: str | None) -> None:
 @url_option
 def registry_export(iso: str | None, out: Path | None, url: str | None) -> None:
     """Write the current registry as CSV (importable, or an ISO inventory with --iso)."""
+    from der_assets.registry.cell_escape import escape_frame
     from der_assets.registry.files import to_text_frame
     from der_assets.registry.service import export_registry
 
     frame = export_registry(_engine(url), out, iso=iso)
     if out is None:
-        text = to_text_frame(frame) if iso is None else frame
+        text = to_text_frame(frame) if iso is None else escape_frame(frame)
         click.echo(text.to_csv(index=False, lineterminator="\n"), nl=False)
     else:
         click.echo(f"wrote {len(frame)} rows to {out}", err=True)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from der_assets.atomic import write_atomic, write_csv_atomic
 from der_assets.errors import UserError
+from der_assets.registry.cell_escape import escape_cell
 from der_assets.registry.columns import BY_NAME, COLUMN_NAMES
 
 
@@ -25,11 +26,14 @@ def _cell(kind: str, value: object) -> str:
         return str(int(number)) if number.is_integer() else repr(number)
     if kind == "date":
         return value.isoformat() if isinstance(value, (dt.date, pd.Timestamp)) else str(value)
+    if kind == "str":
+        return escape_cell(str(value))  # a spreadsheet never runs a stored text as a formula
     return str(value)
 
 
 def to_text_frame(registry: pd.DataFrame) -> pd.DataFrame:
-    """Every value as the exact text the importer reads back to the same value."""
+    """Every value as the exact text the importer reads back to the same value (text cells that
+    would start a formula carry a leading quote, which the importer removes: cell_escape)."""
     return pd.DataFrame(
         {name: [_cell(BY_NAME[name].kind, v) for v in registry[name]] for name in COLUMN_NAMES},
         columns=list(COLUMN_NAMES),

@@ -8,6 +8,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from der_assets.atomic import write_csv_atomic
+from der_assets.registry.cell_escape import escape_frame
 from der_assets.registry.completeness import evaluate
 from der_assets.registry.files import write_registry_file
 from der_assets.registry.iso_export import iso_inventory
@@ -44,5 +45,5 @@ def export_registry(engine: Engine, out: str | Path | None, iso: str | None = No
         return registry
     inventory = iso_inventory(registry, iso)
     if out is not None:
-        write_csv_atomic(inventory, out)
+        write_csv_atomic(escape_frame(inventory), out)
     return inventory

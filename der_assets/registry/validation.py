@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from der_assets.errors import ValidationFailed
+from der_assets.registry.cell_escape import unescape_cell
 from der_assets.registry.columns import BY_NAME, COLUMNS, ENTITY_KEYS, Column, entity_columns
 from der_assets.registry.reading import RawTable
 
@@ -43,7 +44,7 @@ def coerce(column: Column, text: str) -> object:
         return None
     kind = column.kind
     if kind == "str":
-        return text
+        return unescape_cell(text)  # the quote an export put before a formula-like text
     if kind in ("float", "int"):
         try:
             number = float(text)

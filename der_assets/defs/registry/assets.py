@@ -12,6 +12,7 @@ from der_assets.atomic import write_csv_atomic
 from der_assets.capacity.stored import site_capacity_columns
 from der_assets.defs.plots import plot_metadata
 from der_assets.defs.resources import WarehouseResource
+from der_assets.registry.cell_escape import escape_frame
 from der_assets.registry.files import to_text_frame
 from der_assets.registry.iso_export import ISO_COLUMNS, iso_inventory, site_inventory
 from der_assets.registry.store import current_registry
@@ -97,7 +98,7 @@ def enrollment_package(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     else:
         inventory = inventory.assign(**{c: None for c in capacity_columns})
     out = config.data_home() / "exports" / f"enrollment_{iso.lower()}.csv"
-    write_csv_atomic(inventory, out)
+    write_csv_atomic(escape_frame(inventory), out)  # no text cell runs as a spreadsheet formula
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(inventory),
