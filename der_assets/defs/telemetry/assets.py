@@ -141,14 +141,14 @@ def _fleet_day_plot(context, rows: pd.DataFrame, registry: pd.DataFrame, day_sta
     kinds={"pandas", "sql"},
     deps=["asset_registry"],  # meters map to sites through the registry
     check_specs=[dg.AssetCheckSpec("quarantined_files", asset="meter_intervals", blocking=True, partitions_def=daily,
-                                   description="Every Green Button file landed for the day parsed.")],
-    description="Utility AMI interval energy at each meter (Green Button), one UTC day.",
+                                   description="Every AMI file (Green Button XML, utility CSV) landed for the day parsed.")],
+    description="Utility AMI interval energy at each meter (Green Button XML and utility CSV exports), one UTC day.",
 )
 def meter_intervals(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     engine = warehouse.engine()
     day_start, day_end = day_bounds(context.partition_key)
     registry = current_registry(engine)
-    payloads = landed_for_day(engine, ["greenbutton"], day_start, day_end)
+    payloads = landed_for_day(engine, ["greenbutton", "utility_csv"], day_start, day_end)  # both parse to source ami
     meters = registry.drop_duplicates("site_id").dropna(subset=["meter_id"])
     result = normalize_day(payloads, registry, day_start=day_start, believed_at=pd.Timestamp.now(tz="UTC"),
                            sources=["ami"])
