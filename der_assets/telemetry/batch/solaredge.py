@@ -1,5 +1,419 @@
-"""Batch reader for solaredge bodies (none yet: every body goes through the one-body parser)."""
+"""SolarEdge Monitoring API bodies, many at once, read as telemetry/parsers/solaredge.py reads each.
+
+Every body of an endpoint is decoded once through a typed shape (msgspec) that admits only JSON
+numbers or null where the one-body parser reads numbers (no strings, booleans, NaN literals or
+integers past 18 digits), and its site-local labels are resolved to UTC per site zone, each
+zone's distinct labels at once. What this module reads is the plain case; the rest is left to
+the one-body parser, which reads it or says why not:
+
+- a body holding a label of a DST transition (a fall-back repeated hour, a spring-forward hour
+  that never happened): the parser's fold rules (sums split in two, dropped slots, order
+  deciding the pass) are per body and stay there;
+- labels out of order or repeated, off the canonical grid, or not "YYYY-MM-DD hh:mm:ss";
+- no site zone, an unknown unit or timeUnit, an unknown or repeated meter type, a grid meter
+  without its partner, or a partner on other labels;
+- storageData: more than one battery, or readings that are not one every 5 minutes on the
+  5-minute grid with whole-Wh registers that never fall (a gap is spread by interpolation, a
+  fall is a reset: counters.counter_to_intervals decides those);
+- meters and equipmentData: no batch reader at all. Their lifetime registers are read between
+  grid edges by interpolation (meters' readings sit off the quarter-hour grid) and
+  equipmentData's coarse-register rule integrates power: both stay with the one-body parser.
+"""
 
 from __future__ import annotations
 
-READERS: dict = {}
+import re
+from functools import partial
+from operator import attrgetter
+from typing import Any, List, Optional, Sequence
+from zoneinfo import ZoneInfo
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from der_assets.telemetry import timeutil
+from der_assets.telemetry.batch import Batch, BatchContext, Part
+from der_assets.telemetry.errors import ParseError
+from der_assets.telemetry.parsers._common import Ctx, energy_unit_scale
+from der_assets.telemetry.parsers.enphase import _spikes as segment_spikes  # spike_mask per segment
+from der_assets.telemetry.parsers.solaredge import (ENERGY_METERS, GRID_METERS, KNOWN_METERS, LABEL_FMT,
+                                                    TELEMETRY_S, TIME_UNITS_S)
+from der_assets.telemetry.schema import QUALITY_CODE
+
+NS = 10**9
+_MEASURED, _ESTIMATED, _MISSING, _SUSPECT = (QUALITY_CODE[q] for q in ("measured", "estimated", "missing",
+                                                                        "suspect"))
+_LABEL = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\Z")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # load_json sends these to the stdlib decoder: so do we
+_EXACT_WH = 2.0**53  # whole-Wh registers below this difference and sum exactly in float64
+_Num = Optional[float]  # a JSON number or null; msgspec refuses strings, booleans and 1e400
+
+
+# ---- typed shapes ------------------------------------------------------------------------
+
+class _Slot(msgspec.Struct, gc=False):
+    date: str
+    value: _Num = None
+
+
+class _Meter(msgspec.Struct, gc=False):
+    type: str
+    values: List[_Slot]
+
+
+class _Block(msgspec.Struct, gc=False):
+    meters: List[_Meter]
+    timeUnit: Any = None
+    unit: Any = None
+
+
+class _EnergyDoc(msgspec.Struct, gc=False):
+    energyDetails: _Block
+
+
+class _PowerDoc(msgspec.Struct, gc=False):
+    powerDetails: _Block
+
+
+class _Reading(msgspec.Struct, gc=False):
+    timeStamp: str
+    lifeTimeEnergyCharged: _Num = None
+    lifeTimeEnergyDischarged: _Num = None
+    batteryPercentageState: _Num = None
+
+
+class _Battery(msgspec.Struct, gc=False):
+    serialNumber: Any
+    telemetries: List[_Reading]
+
+
+class _Storage(msgspec.Struct, gc=False):
+    batteries: List[_Battery]
+
+
+class _StorageDoc(msgspec.Struct, gc=False):
+    storageData: _Storage
+
+
+_DECODERS = {"energyDetails": msgspec.json.Decoder(_EnergyDoc), "powerDetails": msgspec.json.Decoder(_PowerDoc),
+             "storageData": msgspec.json.Decoder(_StorageDoc)}
+_POWER_KW = {"W": 1e-3, "kW": 1.0}  # parse_power_details' units
+
+
+def _decodable(body) -> bool:
+    """load_json's contract (bytes, valid UTF-8 throughout) and the number forms msgspec reads alike."""
+    if not isinstance(body, (bytes, bytearray)) or _LONG_DIGITS.search(body):
+        return False
+    if body.isascii():
+        return True
+    try:
+        body.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _zone_ok(tz) -> bool:
+    if not isinstance(tz, str) or not tz:
+        return False
+    try:
+        ZoneInfo(tz)
+        return True
+    except (ValueError, KeyError, OSError):
+        return False
+
+
+# ---- site-local labels -> UTC ------------------------------------------------------------
+
+def _labels_to_utc(labels: list, row_zone: np.ndarray, zones: list) -> tuple[np.ndarray, np.ndarray]:
+    """UTC ns per label and whether it is plain: a strict label of a wall time that happened once.
+
+    row_zone: index into `zones` per label. Each zone's distinct labels are parsed and localized
+    once, as timeutil.localize_labels places a label that is neither repeated nor skipped.
+    """
+    n = len(labels)
+    utc = np.zeros(n, dtype=np.int64)
+    plain = np.zeros(n, dtype=bool)
+    if not n:
+        return utc, plain
+    codes, uniques = pd.factorize(np.asarray(labels, dtype=object))
+    uniques = list(uniques)
+    naive = np.zeros(len(uniques), dtype=np.int64)
+    parsed = np.array([isinstance(u, str) and _LABEL.match(u) is not None for u in uniques], dtype=bool)
+    ok_idx = np.flatnonzero(parsed)
+    try:
+        naive[ok_idx] = timeutil.parse_naive([uniques[i] for i in ok_idx], LABEL_FMT).asi8
+    except (ValueError, OverflowError):  # one of them: find which, one by one
+        for i in ok_idx:
+            try:
+                naive[i] = timeutil.parse_naive([uniques[i]], LABEL_FMT).asi8[0]
+            except (ValueError, OverflowError):
+                parsed[i] = False
+    nat = np.iinfo(np.int64).min
+    parsed &= naive != nat
+    for z, tz in enumerate(zones):
+        rows = np.flatnonzero(row_zone == z)
+        if not len(rows):
+            continue
+        used = np.unique(codes[rows])
+        used = used[parsed[used]]
+        table_utc = np.zeros(len(uniques), dtype=np.int64)
+        table_plain = np.zeros(len(uniques), dtype=bool)
+        if len(used):
+            idx = pd.DatetimeIndex(naive[used].view("datetime64[ns]"))
+            first = idx.tz_localize(tz, ambiguous=np.ones(len(used), dtype=bool), nonexistent="NaT")
+            second = idx.tz_localize(tz, ambiguous=np.zeros(len(used), dtype=bool), nonexistent="NaT")
+            a, b = first.asi8, second.asi8
+            table_plain[used] = (a != nat) & (a == b)
+            table_utc[used] = a
+        utc[rows] = table_utc[codes[rows]]
+        plain[rows] = table_plain[codes[rows]]
+    return utc, plain
+
+
+def _bodies_of(rows_bad: np.ndarray, seg_body: np.ndarray, seg_rows: np.ndarray) -> np.ndarray:
+    """Bodies that hold a flagged row (seg_body: body per segment, rows laid segment after segment)."""
+    seg = np.searchsorted(np.cumsum(seg_rows), np.flatnonzero(rows_bad), side="right")
+    return np.unique(seg_body[seg])
+
+
+def _within_segments(values: np.ndarray, seg_rows: np.ndarray) -> np.ndarray:
+    """Mask of the diffs of `values` that lie inside one segment (not across two)."""
+    inside = np.ones(max(len(values) - 1, 0), dtype=bool)
+    ends = np.cumsum(seg_rows)[:-1] - 1  # diff i spans two segments when row i ends one
+    ends = ends[(ends >= 0) & (ends < len(inside))]
+    inside[ends] = False
+    return inside
+
+
+# ---- energyDetails / powerDetails --------------------------------------------------------
+
+def _block_scale(endpoint: str, block: _Block) -> Optional[float]:
+    """kWh per payload value and slot, as the parser scales it, or None: the parser decides."""
+    unit = block.timeUnit
+    if type(unit) is not str or unit not in TIME_UNITS_S:
+        return None
+    interval_s = TIME_UNITS_S[unit]
+    if endpoint == "energyDetails":
+        try:
+            return energy_unit_scale(block.unit, _NO_CTX)
+        except ParseError:
+            return None
+    power = str(block.unit).strip() if block.unit is not None else None  # absent and null both fail there
+    if power not in _POWER_KW:
+        return None
+    return _POWER_KW[power] * interval_s / 3600.0
+
+
+_NO_CTX = Ctx(source="solaredge", endpoint="energyDetails", site_id="batch", received_at=pd.Timestamp(0, tz="UTC"))
+_GET_DATE, _GET_VALUE, _GET_TYPE = attrgetter("date"), attrgetter("value"), attrgetter("type")
+
+
+def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) -> Batch:
+    """energyDetails (Wh per slot, measured) or powerDetails (average W per slot, estimated)."""
+    decoder = _DECODERS[endpoint]
+    base = _MEASURED if endpoint == "energyDetails" else _ESTIMATED
+    zones: list[str] = []
+    zone_index: dict[str, int] = {}
+    taken: list[int] = []
+    seg_body, seg_kind, seg_rows, seg_interval, seg_scale, seg_zone = [], [], [], [], [], []
+    labels: list = []
+    values: list = []
+    for j, body in enumerate(bodies):
+        tz = context.timezones[j]
+        if not _decodable(body) or not _zone_ok(tz):
+            continue
+        try:
+            block = getattr(decoder.decode(body), endpoint)
+        except (msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError):
+            continue
+        scale = _block_scale(endpoint, block)
+        if scale is None:
+            continue
+        types = [m.type for m in block.meters]
+        if not set(types) <= KNOWN_METERS or len(set(types)) != len(types):
+            continue
+        if sum(t in GRID_METERS for t in types) == 1:
+            continue  # "grid needs both Purchased and FeedIn": the parser says so
+        z = zone_index.get(tz)
+        if z is None:
+            z = zone_index[tz] = len(zones)
+            zones.append(tz)
+        interval_s = TIME_UNITS_S[block.timeUnit]
+        k = len(taken)
+        taken.append(j)
+        for meter in block.meters:
+            items = meter.values
+            seg_body.append(k)
+            seg_kind.append(meter.type)
+            seg_rows.append(len(items))
+            seg_interval.append(interval_s)
+            seg_scale.append(scale)
+            seg_zone.append(z)
+            labels.extend(map(_GET_DATE, items))
+            values.extend(map(_GET_VALUE, items))
+    block = None
+    seg_body = np.asarray(seg_body, dtype=np.int64)
+    seg_rows = np.asarray(seg_rows, dtype=np.int64)
+    seg_interval = np.asarray(seg_interval, dtype=np.int64)
+    seg_kind = np.asarray(seg_kind, dtype=object)
+    raw = np.array(values, dtype=np.float64)  # None -> NaN: the parser's missing value
+    del values
+    start, plain = _labels_to_utc(labels, np.repeat(np.asarray(seg_zone, dtype=np.int64), seg_rows), zones)
+    del labels
+
+    # what the parser reads differently (or rejects) goes back to it, per body
+    bad = np.zeros(len(taken), dtype=bool)
+    row_interval = np.repeat(seg_interval, seg_rows)
+    wrong = ~plain | np.isinf(raw) | (start % (np.minimum(row_interval, 900) * NS) != 0)
+    if len(start) > 1:
+        step_bad = np.diff(start) <= 0
+        step_bad &= _within_segments(start, seg_rows)
+        wrong[1:] |= step_bad
+    if wrong.any():
+        bad[_bodies_of(wrong, seg_body, seg_rows)] = True
+    offsets = np.concatenate([[0], np.cumsum(seg_rows)])
+    purchased = np.flatnonzero(seg_kind == "Purchased")
+    feed_in = np.flatnonzero(seg_kind == "FeedIn")
+    # bodies hold one of each or none (checked above), in body order
+    for p, f in zip(purchased, feed_in):
+        if bad[seg_body[p]]:
+            continue
+        if seg_rows[p] != seg_rows[f] or not np.array_equal(start[offsets[p]:offsets[p + 1]],
+                                                            start[offsets[f]:offsets[f + 1]]):
+            bad[seg_body[p]] = True  # the parser's outer merge on other labels: its to read
+
+    value = raw * np.repeat(np.asarray(seg_scale, dtype=np.float64), seg_rows)
+    suspect = segment_spikes(value, seg_rows)
+    quality = np.full(len(value), base, dtype=np.int8)
+    quality[suspect] = _SUSPECT
+    seg_keep = ~bad[seg_body]
+    taken_arr = np.asarray(taken, dtype=np.int64)
+    parts = []
+    for kind, channel in ENERGY_METERS.items():
+        segs = np.flatnonzero((seg_kind == kind) & seg_keep)
+        rows = _segment_rows(segs, offsets)
+        v, q = value[rows], quality[rows]
+        with np.errstate(invalid="ignore"):
+            q[v < 0] = _SUSPECT  # pv and load are never negative: kept, flagged (parse_payload)
+        q[np.isnan(v)] = _MISSING
+        parts.append(_part(channel, taken_arr[seg_body[segs]], seg_rows[segs], seg_interval[segs], start[rows], v, q))
+    keep_pairs = seg_keep[purchased] if len(purchased) else np.zeros(0, dtype=bool)
+    p_segs, f_segs = purchased[keep_pairs], feed_in[keep_pairs]
+    p_rows, f_rows = _segment_rows(p_segs, offsets), _segment_rows(f_segs, offsets)
+    grid = value[p_rows] - value[f_rows]
+    q = np.maximum(quality[p_rows], quality[f_rows])  # the worse of the two (measured < estimated < suspect)
+    q[np.isnan(grid)] = _MISSING
+    parts.append(_part("grid_kwh", taken_arr[seg_body[p_segs]], seg_rows[p_segs], seg_interval[p_segs],
+                       start[p_rows], grid, q))
+    return Batch(taken=taken_arr[~bad], parts=[p for p in parts if len(p.seg_body)])
+
+
+def _segment_rows(segs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Row positions of the given segments, segment after segment."""
+    if not len(segs):
+        return np.zeros(0, dtype=np.int64)
+    lengths = offsets[segs + 1] - offsets[segs]
+    firsts = np.repeat(offsets[segs] - np.cumsum(np.r_[0, lengths[:-1]]), lengths)
+    return firsts + np.arange(int(lengths.sum()), dtype=np.int64)
+
+
+def _part(channel, seg_body, seg_rows, seg_interval, start, value, quality) -> Part:
+    """A Part, promising the sorted grid only when every row sits on its own interval's grid."""
+    on_grid = bool((start % (np.repeat(seg_interval, seg_rows) * NS) == 0).all())
+    return Part(channel=channel, seg_body=np.asarray(seg_body, dtype=np.int64), seg_rows=seg_rows,
+                seg_interval_s=seg_interval, start_ns=start, value=value, quality=quality, sorted_grid=on_grid)
+
+
+# ---- storageData -------------------------------------------------------------------------
+
+_GET_STAMP = attrgetter("timeStamp")
+_GET_CHG, _GET_DIS, _GET_SOC = (attrgetter(f) for f in ("lifeTimeEnergyCharged", "lifeTimeEnergyDischarged",
+                                                         "batteryPercentageState"))
+
+
+def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
+    """storageData: battery_kwh from the lifetime discharged - charged registers, soc_pct at each
+    reading (the interval it closes), for one battery read every 5 minutes on the grid."""
+    decoder = _DECODERS["storageData"]
+    zones: list[str] = []
+    zone_index: dict[str, int] = {}
+    taken: list[int] = []
+    lengths: list[int] = []
+    seg_zone: list[int] = []
+    stamps: list = []
+    charged: list = []
+    discharged: list = []
+    soc: list = []
+    for j, body in enumerate(bodies):
+        tz = context.timezones[j]
+        if not _decodable(body) or not _zone_ok(tz):
+            continue
+        try:
+            batteries = decoder.decode(body).storageData.batteries
+        except (msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError):
+            continue
+        if len(batteries) > 1:
+            continue  # several batteries at a site: the parser's per-serial rows
+        tel = batteries[0].telemetries if batteries else []
+        z = zone_index.get(tz)
+        if z is None:
+            z = zone_index[tz] = len(zones)
+            zones.append(tz)
+        taken.append(j)
+        lengths.append(len(tel))
+        seg_zone.append(z)
+        stamps.extend(map(_GET_STAMP, tel))
+        charged.extend(map(_GET_CHG, tel))
+        discharged.extend(map(_GET_DIS, tel))
+        soc.extend(map(_GET_SOC, tel))
+    batteries = tel = None
+    lengths = np.asarray(lengths, dtype=np.int64)
+    chg = np.array(charged, dtype=np.float64)
+    dis = np.array(discharged, dtype=np.float64)
+    pct = np.array(soc, dtype=np.float64)
+    del charged, discharged, soc
+    t, plain = _labels_to_utc(stamps, np.repeat(np.asarray(seg_zone, dtype=np.int64), lengths), zones)
+    del stamps
+    body_of_row = np.repeat(np.arange(len(taken)), lengths)
+
+    wrong = ~plain | (t % (TELEMETRY_S * NS) != 0) | np.isinf(pct)
+    for reg in (chg, dis):
+        with np.errstate(invalid="ignore"):
+            wrong |= ~np.isfinite(reg) | (reg < 0) | (reg >= _EXACT_WH) | (reg != np.floor(reg))
+    inside = _within_segments(t, lengths)
+    if len(t) > 1:
+        step = (np.diff(t) != TELEMETRY_S * NS) | (np.diff(chg) < 0) | (np.diff(dis) < 0)
+        wrong[1:] |= step & inside
+    bad = np.zeros(len(taken), dtype=bool)
+    bad[np.unique(body_of_row[wrong])] = True
+    keep = ~bad[body_of_row]
+    taken_arr = np.asarray(taken, dtype=np.int64)
+    kept = np.flatnonzero(~bad)
+
+    # battery_kwh: one interval between each two consecutive readings of a body
+    pair = inside & keep[1:] if len(t) > 1 else np.zeros(0, dtype=bool)
+    batt = (np.diff(dis)[pair] - np.diff(chg)[pair]) * 1e-3
+    batt_start = t[:-1][pair] if len(t) > 1 else np.zeros(0, dtype=np.int64)
+    batt_rows = np.maximum(lengths[kept] - 1, 0)
+    has = batt_rows > 0
+    battery = Part(channel="battery_kwh", seg_body=taken_arr[kept][has], seg_rows=batt_rows[has],
+                   seg_interval_s=np.full(int(has.sum()), TELEMETRY_S, dtype=np.int64), start_ns=batt_start,
+                   value=batt, quality=np.full(len(batt), _MEASURED, dtype=np.int8), sorted_grid=True)
+    # soc_pct: a reading on the grid closes the interval before it, measured; a null SoC is no row
+    have = keep & ~np.isnan(pct)
+    soc_rows = np.bincount(body_of_row[have], minlength=len(taken))[kept]
+    v = pct[have]
+    q = np.full(len(v), _MEASURED, dtype=np.int8)
+    q[(v < 0) | (v > 100)] = _SUSPECT  # kept, flagged (parse_payload)
+    has = soc_rows > 0
+    state = Part(channel="soc_pct", seg_body=taken_arr[kept][has], seg_rows=soc_rows[has],
+                 seg_interval_s=np.full(int(has.sum()), TELEMETRY_S, dtype=np.int64),
+                 start_ns=t[have] - TELEMETRY_S * NS, value=v, quality=q, sorted_grid=True)
+    return Batch(taken=taken_arr[kept], parts=[p for p in (battery, state) if len(p.seg_body)])
+
+
+READERS = {"energyDetails": partial(read_details, "energyDetails"),
+           "powerDetails": partial(read_details, "powerDetails"),
+           "storageData": read_storage}
