@@ -64,6 +64,7 @@ def start_twin(env: dict[str, str]) -> subprocess.Popen:
     home = Path(env[config.DER_HOME_ENV])
     ready = Path(env[config.TWIN_READY_ENV])
     ready.unlink(missing_ok=True)
+    env = {"DER_TWIN_UTILITY_CSV_SHARE": "0.25", **env}  # a quarter of the meters send utility CSV, not ESPI
     log = open(home / "twin.log", "a")
     # same process group as `der dev`: a signal to the group stops the twin too
     return subprocess.Popen([_venv_bin("der"), "simulate", "--ready-file", str(ready)], env=env,

@@ -215,12 +215,18 @@ def _ledger(inbox: Path) -> set[str]:
     return set(path.read_text().split()) if path.exists() else set()
 
 
-def deliver_due_files(hub: TwinHub, inbox: Path, *, delay_h: tuple[float, float] = (24, 48)) -> list[Path]:
+def deliver_due_files(hub: TwinHub, inbox: Path, *, delay_h: tuple[float, float] = (24, 48),
+                      csv_share: float | None = None) -> list[Path]:
     """Write every meter-day file that has come due by the hub's clock; returns the new paths.
 
     A local day is due once it has ended (and lies wholly after the hub's start) and its
     delay has passed. Files are written atomically and recorded in the inbox ledger.
+    csv_share: the share of meters whose utility sends its own interval CSV instead
+    (simulator/utility_csv.py; None: DER_TWIN_UTILITY_CSV_SHARE, default 0).
     """
+    from der_assets.simulator import utility_csv  # it builds on this module
+
+    share = utility_csv.csv_share() if csv_share is None else csv_share
     inbox = Path(inbox)
     inbox.mkdir(parents=True, exist_ok=True)
     now = hub.now()
@@ -231,18 +237,20 @@ def deliver_due_files(hub: TwinHub, inbox: Path, *, delay_h: tuple[float, float]
         if meter_id is None or (isinstance(meter_id, float) and np.isnan(meter_id)):
             continue
         tz = str(site["timezone"])
+        layout = utility_csv.layout_for(str(meter_id), site.get("edc"), share)
         day = hub.start.tz_convert(tz).date()
         while True:
             start, end = day_window(tz, day)
             if end > now:
                 break
-            name = file_name(str(meter_id), day)
+            name = utility_csv.file_name(layout, str(meter_id), day) if layout else file_name(str(meter_id), day)
             if name in done or (inbox / name).exists():
                 done.add(name)
             elif start >= hub.start and (due := end + delivery_delay(str(meter_id), day, delay_h)) <= now:
                 # stamped when the utility delivered it, so a day's file is the same bytes whenever it is written
-                xml = espi_day_xml(hub, str(site_id), day, updated=due)
-                written.append(write_atomic(inbox / name, lambda tmp, b=xml: tmp.write_bytes(b)))
+                body = (utility_csv.day_csv(hub, str(site_id), day, layout) if layout
+                        else espi_day_xml(hub, str(site_id), day, updated=due))
+                written.append(write_atomic(inbox / name, lambda tmp, b=body: tmp.write_bytes(b)))
                 done.add(name)
             day += dt.timedelta(days=1)
     if written:
