@@ -29,6 +29,13 @@ Environment variables (all optional while a twin is running):
   DER_FRONIUS_REALTIME_GAP_S           seconds between realtime calls per device (default 4)
   DER_SUNSPEC_DEVICES                  JSON list of {"site_id","device_id","source","host","port","unit_id"}
   DER_AMI_INBOX                        directory the utility's Green Button files arrive in
+  DER_AMI_CONNECT_EDCS                 utilities (registry `edc`, comma-separated, or `all`) whose meters
+                                       come over Green Button Connect instead of the inbox (default none)
+  DER_GBC_BASE_URL                     the data custodian, e.g. https://api.utility.com/DataCustodian
+                                       (resources under /espi/1_1/resource, OAuth under /oauth)
+  DER_GBC_CLIENT_ID, DER_GBC_CLIENT_SECRET  the third-party registration's OAuth client
+  DER_GBC_REFRESH_TOKEN                an authorization's refresh token, used until the token store has one
+  DER_GBC_REQUESTS_PER_MINUTE          request budget (default 60: PG&E Share My Data allows 1 a second)
 
 Device-local APIs (Enphase gateway, sonnen, Fronius) have one address per site, so their
 base URL is a template with `{site_id}`; the twin serves them all on one port under
@@ -57,6 +64,9 @@ ENV = {
     "sma": ("DER_SMA_BASE_URL", {"access_token": "DER_SMA_ACCESS_TOKEN"}),
     "sonnen": ("DER_SONNEN_BASE_URL", {"auth_token": "DER_SONNEN_AUTH_TOKEN"}),
     "fronius": ("DER_FRONIUS_BASE_URL", {}),
+    "greenbutton_connect": ("DER_GBC_BASE_URL", {"client_id": "DER_GBC_CLIENT_ID",
+                                                 "client_secret": "DER_GBC_CLIENT_SECRET",
+                                                 "refresh_token": "DER_GBC_REFRESH_TOKEN"}),
 }
 #: credential name -> key in the twin ready file's "credentials"
 TWIN_CREDENTIALS = {
@@ -66,6 +76,9 @@ TWIN_CREDENTIALS = {
     ("enphase_gateway", "token"): "enphase_gateway_token",
     ("sma", "access_token"): "sma_access_token",
     ("sonnen", "auth_token"): "sonnen_auth_token",
+    ("greenbutton_connect", "client_id"): "greenbutton_connect_client_id",
+    ("greenbutton_connect", "client_secret"): "greenbutton_connect_client_secret",
+    ("greenbutton_connect", "refresh_token"): "greenbutton_connect_refresh_token",
 }
 #: tuning knobs: env -> default
 TUNING = {
@@ -74,9 +87,11 @@ TUNING = {
     "DER_ENPHASE_REQUESTS_PER_MINUTE": None,
     "DER_FRONIUS_ARCHIVE_GAP_S": 120.0,
     "DER_FRONIUS_REALTIME_GAP_S": 4.0,
+    "DER_GBC_REQUESTS_PER_MINUTE": 60,
 }
 SUNSPEC_ENV = "DER_SUNSPEC_DEVICES"
 AMI_INBOX_ENV = "DER_AMI_INBOX"
+AMI_CONNECT_ENV = "DER_AMI_CONNECT_EDCS"
 
 
 class SettingsError(LookupError):
@@ -196,3 +211,14 @@ def ami_inbox(*, env: Optional[dict] = None, ready: Optional[dict] = None) -> Pa
     if not inbox:
         raise SettingsError(f"no AMI inbox: set {AMI_INBOX_ENV} or start the twin")
     return Path(inbox)
+
+
+def ami_connect_edcs(*, env: Optional[dict] = None) -> Optional[frozenset]:
+    """The utilities whose meters come over Green Button Connect: DER_AMI_CONNECT_EDCS, upper-cased;
+    None when unset (every meter's data comes through the inbox), frozenset({"*"}) for `all`."""
+    env = os.environ if env is None else env
+    raw = (env.get(AMI_CONNECT_ENV) or "").strip()
+    if not raw:
+        return None
+    names = frozenset(n.strip().upper() for n in raw.split(",") if n.strip())
+    return frozenset({"*"}) if "ALL" in names or "*" in names else names

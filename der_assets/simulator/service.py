@@ -63,6 +63,9 @@ def make_credentials(seed: int = 0) -> dict[str, str]:
         "sma_access_token": token("sma", 64),
         "sonnen_auth_token": token("sonnen"),
         "sma_webconnect_password": token("sma-webconnect", 12),
+        "greenbutton_connect_client_id": f"der-{token('gbc-client', 12)}",
+        "greenbutton_connect_client_secret": token("gbc-secret", 40),
+        "greenbutton_connect_refresh_token": token("gbc-refresh", 48),
     }
 
 
@@ -102,6 +105,10 @@ def build_http_apps(hub: TwinHub, creds: dict[str, str], *, vendor_limits: bool 
         apps["sonnen"] = m.build_app(hub, auth_token=creds["sonnen_auth_token"])
     if (m := _optional("fronius")) is not None:
         apps["fronius"] = m.build_app(hub)
+    if (m := _optional("greenbutton_connect")) is not None:
+        apps["greenbutton_connect"] = m.build_app(
+            hub, client_id=creds["greenbutton_connect_client_id"], client_secret=creds["greenbutton_connect_client_secret"],
+            refresh_token=creds["greenbutton_connect_refresh_token"], **({} if vendor_limits else {"rate_limit": None}))
     return apps
 
 
