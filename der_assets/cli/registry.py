@@ -31,8 +31,9 @@ def registry_import(file: Path, dry_run: bool, url: str | None) -> None:
     verb = "would write" if dry_run else "wrote"
     created = ", ".join(f"{n} {e}s" for e, n in summary.created.items() if n) or "nothing new"
     changed = ", ".join(f"{n} {e}s" for e, n in summary.changed.items() if n) or "nothing"
+    closed = f"; closed {summary.versions_closed} replaced meters" if summary.versions_closed else ""
     click.echo(f"{file}: {summary.rows_read} rows valid; {verb} {summary.versions_created} versions "
-               f"(created {created}; changed {changed})")
+               f"(created {created}; changed {changed}{closed})")
 
 
 @registry.command("validate")

@@ -3,7 +3,9 @@
 An import compares each entity with its current version. Unchanged entities are left alone,
 so importing the same file twice writes nothing. A changed entity gets a new version and the
 old one is closed (valid_to set), in one transaction with every other change of the import.
-Entities missing from the file are not touched: retiring a site is a status change.
+Entities missing from the file are not touched: retiring a site is a status change. The one
+exception is a site's meter point: a site carries one in this format, so when the file names a new
+meter_id for a site, the site's old meter is closed (its history kept) as the new one opens.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import sqlalchemy as sa
@@ -31,10 +33,15 @@ class ImportSummary:
     changed: dict[str, int]  # entity -> entities given a new version
     unchanged: dict[str, int]
     import_id: int | None  # None when nothing changed (or a dry run)
+    closed: dict[str, int] = field(default_factory=dict)  # entity -> versions closed with no successor
 
     @property
     def versions_created(self) -> int:
         return sum(self.created.values()) + sum(self.changed.values())
+
+    @property
+    def versions_closed(self) -> int:
+        return sum(self.closed.values())
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +52,7 @@ class ImportSummary:
             "changed": self.changed,
             "unchanged": self.unchanged,
             "versions_created": self.versions_created,
+            "closed": self.closed,
             "import_id": self.import_id,
         }
 
@@ -84,6 +92,18 @@ def plan_import(conn: sa.Connection, parsed: ParsedRegistry) -> dict[str, tuple[
     return plan
 
 
+def replaced_meters(conn: sa.Connection, parsed: ParsedRegistry) -> list[tuple[int, str, str]]:
+    """(version_id, meter_id, site_id) of current meters a site in the file no longer names.
+
+    A site has one meter point here: when its row names another meter_id, the old meter is
+    closed. A meter the file names for some other site moves there (a changed row, not this);
+    a site whose meter_id is blank keeps the meter it has.
+    """
+    named = {values["site_id"] for values in parsed.entities["meter"].values()}
+    return [(row["version_id"], meter_id, row["site_id"]) for meter_id, row in _current_rows(conn, "meter").items()
+            if row["site_id"] in named and meter_id not in parsed.entities["meter"]]
+
+
 def apply_import(
     engine: Engine,
     parsed: ParsedRegistry,
@@ -100,12 +120,14 @@ def apply_import(
     changed_by = changed_by or _whoami()
     with engine.begin() as conn:
         plan = plan_import(conn, parsed)
+        replaced = replaced_meters(conn, parsed)
         created = {e: len(p[0]) for e, p in plan.items()}
         changed = {e: len(p[1]) for e, p in plan.items()}
         unchanged = {e: p[2] for e, p in plan.items()}
+        closed = {e: len(replaced) if e == "meter" else 0 for e in plan}
         total = sum(created.values()) + sum(changed.values())
         import_id = None
-        if total and not dry_run:
+        if (total or replaced) and not dry_run:
             import_id = conn.execute(
                 registry_imports.insert()
                 .values(
@@ -118,6 +140,10 @@ def apply_import(
                 )
                 .returning(registry_imports.c.import_id)
             ).scalar_one()
+            if replaced:
+                meters = REGISTRY_TABLES["meter"]
+                conn.execute(meters.update().where(meters.c.version_id.in_([vid for vid, _, _ in replaced]))
+                             .values(valid_to=now))
             for entity, (new, superseded, _) in plan.items():
                 table = REGISTRY_TABLES[entity]
                 if superseded:
@@ -128,7 +154,7 @@ def apply_import(
                     )
                 rows = [
                     {**values, "valid_from": now, "valid_to": None, "import_id": import_id,
-                     "changed_by": changed_by, "change_summary": "created"}
+                     "changed_by": changed_by, "change_summary": _created(entity, values, replaced)}
                     for values in new
                 ] + [
                     {**values, "valid_from": now, "valid_to": None, "import_id": import_id,
@@ -137,7 +163,15 @@ def apply_import(
                 ]
                 if rows:
                     conn.execute(table.insert(), rows)
-    return ImportSummary(file_name, sha, parsed.rows_read, created, changed, unchanged, import_id)
+    return ImportSummary(file_name, sha, parsed.rows_read, created, changed, unchanged, import_id, closed)
+
+
+def _created(entity: str, values: dict, replaced: list[tuple[int, str, str]]) -> str:
+    """`created`, or for a site's new meter `created, replacing meter <old id>`."""
+    if entity != "meter":
+        return "created"
+    old = sorted(meter_id for _, meter_id, site_id in replaced if site_id == values["site_id"])
+    return "created" + (f", replacing meter {', '.join(old)}" if old else "")
 
 
 def _whoami() -> str:

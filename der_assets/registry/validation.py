@@ -114,6 +114,7 @@ def parse_registry(table: RawTable) -> ParsedRegistry:
         parsed.entities[entity] = {}
         parsed.first_row[entity] = {}
     present = {h for h in table.header if h}
+    site_meter: dict[str, tuple[str, int]] = {}  # site_id -> (meter_id, first row): one meter point a site
 
     for number, cells in table.rows:
         typed: dict[str, object] = {}
@@ -132,6 +133,14 @@ def parse_registry(table: RawTable) -> ParsedRegistry:
             if key_value is None:
                 continue  # only meter_id may be empty: a site not yet given its meter point
             values = {name: typed[name] for name in entity_columns(entity)}
+            if entity == "meter":
+                other, on_row = site_meter.setdefault(values["site_id"], (key_value, number))
+                if other != key_value:
+                    problems.append(
+                        f"{table.path}: row {number}, column meter_id: {key_value!r} differs from {other!r} on row "
+                        f"{on_row} for site {values['site_id']!r}; a site has one meter point (a second meter is a "
+                        "device row of type meter)")
+                    continue
             seen = parsed.entities[entity].get(key_value)
             if seen is None:
                 parsed.entities[entity][key_value] = values
