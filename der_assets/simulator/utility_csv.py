@@ -97,6 +97,8 @@ def _row(m: Mapping, t: Table, label: tuple, kwh: float, quality: str, decimals:
     value = "" if quality == "missing" or not np.isfinite(kwh) else f"{kwh:.{decimals}f}"
     if t.period:
         cells[t.period] = f"{a:{m.datetime_format}}{t.period_separator}{b:{m.datetime_format}}"
+    elif t.timestamp:
+        cells[t.timestamp] = f"{(b if m.label == 'ending' else a):{m.datetime_format}}"
     else:
         shown = b if m.label == "ending" else a
         cells[t.date] = f"{shown:{m.date_format}}"

@@ -25,6 +25,7 @@ def test_every_requested_endpoint_is_registered():
         "sonnen": ["status", "powermeter"],
         "fronius": ["GetArchiveData", "GetPowerFlowRealtimeData"],
         "greenbutton": ["espi"],
+        "utility_csv": ["comed", "peco", "sce"],  # one endpoint per mapping in telemetry/data/utility_csv
         "sunspec": ["snapshot"],  # the connector's JSON snapshot of a Modbus poll (parsers/sunspec.py)
         "generac": ["snapshot"],
     }

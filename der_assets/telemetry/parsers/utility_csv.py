@@ -18,7 +18,7 @@ What a mapping holds (see the shipped files for worked examples):
   `role`: `net` (import +, export -), `delivered` (grid to premises, import) or `received`
   (premises to grid, export); grid_kwh = delivered - received per interval, as the ESPI parser
   nets forward and reverse flow. Time comes from `date` + `start` (+ `end`) columns or from one
-  `period` column holding "start<separator>end".
+  `period` column holding "start<separator>end", or from one `timestamp` column.
 - DST: `dst_mode = "order"` (a repeated label's first pass is daylight time, its second standard
   time), `"offset_column"` (a column holds the UTC offset, e.g. -04:00) or `"flag_column"` (a
   non-blank cell in `dst_column` marks the standard-time repeat). `dst_repeated_hour` is the
@@ -74,6 +74,7 @@ class Table:
     end_inclusive: bool = False  # END TIME names the interval's last minute (00:59 for 00:00-01:00)
     period: Optional[str] = None
     period_separator: str = " to "
+    timestamp: Optional[str] = None  # one date-and-time column (datetime_format)
     quality: Optional[str] = None
     units_column: Optional[str] = None
     dst_column: Optional[str] = None
@@ -120,8 +121,8 @@ def _mapping_from(data: dict, origin: str) -> Mapping:
     for i, t in enumerate(need("tables")):
         if t.get("role") not in ROLES:
             raise ValueError(f"{origin}: tables[{i}].role must be one of {ROLES}")
-        if not t.get("period") and not (t.get("date") and t.get("start")):
-            raise ValueError(f"{origin}: tables[{i}] needs a period column or date and start columns")
+        if not t.get("period") and not t.get("timestamp") and not (t.get("date") and t.get("start")):
+            raise ValueError(f"{origin}: tables[{i}] needs a period column, a timestamp column or date and start columns")
         tables.append(Table(header=tuple(t["header"]), **{k: v for k, v in t.items() if k != "header"}))
     m = Mapping(
         name=need("name"), utility=need("utility"), status=need("status"), citation=need("citation"),
@@ -229,6 +230,8 @@ def _times(m: Mapping, t: Table, ix: dict, cells: List[str], line: int, ctx: Ctx
         if len(parts) != 2:
             ctx.fail(f"row {line}, column {col!r}: {raw!r} is not 'start{t.period_separator}end'")
         a, b = (_strptime(p.strip(), m.datetime_format, line, col, ctx) for p in parts)
+    elif t.timestamp:
+        a, b = _strptime(_cell(cells, ix["timestamp"]), m.datetime_format, line, t.timestamp, ctx), None
     else:
         day = _strptime(_cell(cells, ix["date"]), m.date_format, line, t.date, ctx)
         a = dt.datetime.combine(day.date(), _strptime(_cell(cells, ix["start"]), m.time_format, line, t.start, ctx).time())
@@ -275,7 +278,7 @@ def read_rows(m: Mapping, payload: bytes, ctx: Ctx) -> List[_Read]:
                 table, n_table = hit, n_table + 1
                 index = {_key(c): i for i, c in enumerate(cells) if c.strip()}
                 ix = {k: _col(hit, index, getattr(hit, k), line, ctx)
-                      for k in ("value", "date", "start", "end", "period", "quality", "units_column",
+                      for k in ("value", "date", "start", "end", "period", "timestamp", "quality", "units_column",
                                 "dst_column", "type_column")}
                 continue
             if table is None:
@@ -372,7 +375,8 @@ def _to_utc(m: Mapping, reads: List[_Read], tz: str, ctx: Ctx) -> tuple:
             amb = np.isin(st, [timeutil.FOLD_FIRST, timeutil.FOLD_SECOND, timeutil.FOLD_UNKNOWN])
             first = naive.tz_localize(tz, ambiguous=np.ones(len(naive), dtype=bool), nonexistent="NaT")
             second = naive.tz_localize(tz, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent="NaT")
-            u = pd.DatetimeIndex(np.where(amb & flagged, second.tz_convert("UTC").asi8, u.asi8)).tz_localize("UTC")
+            u = pd.DatetimeIndex(np.where(amb, np.where(flagged, second.tz_convert("UTC").asi8,
+                                                        first.tz_convert("UTC").asi8), u.asi8)).tz_localize("UTC")
             st = np.where(amb, np.where(flagged, timeutil.FOLD_SECOND, timeutil.FOLD_FIRST), st)
         utc[positions] = u.tz_localize(None).to_numpy()
         status[positions] = st
