@@ -136,7 +136,8 @@ def start_intake(env: dict[str, str], echo: Callable[[str], None]) -> list[subpr
     inbox = env.get(intake.INBOX_ENV) or home / "dispatch_inbox"
     echo(f"intake: webhook http://127.0.0.1:{port}/instructions"
          + (f" (Authorization: Bearer {token}" if token else " (")
-         + (f"; or X-DER-Signature: sha256=HMAC-SHA256 of the body with secret {hmac_secret})" if hmac_secret else ")"))
+         + (f"; or X-DER-Timestamp: <Unix s> and X-DER-Signature: sha256=HMAC-SHA256 of "
+            f"'<timestamp>.<body>' with secret {hmac_secret})" if hmac_secret else ")"))
     echo(f"intake: inbox {inbox}; {vtn_note}")
     echo(f"intake: health lines in {ready}, log {home / 'intake.log'}")
     return procs

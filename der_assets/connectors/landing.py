@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from der_assets import config
+from der_assets.atomic import write_bytes_durable
 from der_assets.warehouse.schema import raw_payloads
 
 STATUSES = ("landed", "parsed", "quarantined")
@@ -41,12 +41,9 @@ def write_blob(content: bytes, root: Path | None = None) -> tuple[str, Path]:
     path = payload_path(sha, root)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
+        # a temporary file per writer: identical bytes landed at the same moment (webhook
+        # retries) each write their own and rename it over the same content
+        write_bytes_durable(path, content)
     return sha, path
 
 

@@ -39,7 +39,8 @@ def test_der_dev_intake_and_demo_vtn_processes(isolated_home, tmp_path, monkeypa
         assert ready["ven"]["vtn_url"] == vtn["vtn_url"] and vtn["vtn_url"].startswith("http://127.0.0.1:")
         token = ready["credentials"]["bearer_token"]
         assert said[0] == (f"intake: webhook {ready['webhook']['url']} (Authorization: Bearer {token}; or "
-                           f"X-DER-Signature: sha256=HMAC-SHA256 of the body with secret "
+                           f"X-DER-Timestamp: <Unix s> and X-DER-Signature: sha256=HMAC-SHA256 of "
+                           f"'<timestamp>.<body>' with secret "
                            f"{ready['credentials']['hmac_secret']})")
         assert f"demo VTN {vtn['vtn_url']}" in said[1] and "der demo event --in 10m --kw 500" in said[1]
         r = httpx.post(ready["webhook"]["url"], content=raw(instruction_id="DEV-1"),

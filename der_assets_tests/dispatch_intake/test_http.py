@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from der_assets.dispatch.intake.http import build_app, sign
+from der_assets.dispatch.intake.http import build_app, signed_headers
 from der_assets.dispatch.intake.store import latest
 from der_assets.simulator.servers.runner import serving
 
@@ -31,12 +31,12 @@ def post(http: httpx.Client, content: bytes, headers: dict | None = None) -> htt
 
 def test_signed_instruction_is_created_then_duplicate(client, engine):
     payload = raw()
-    r = post(client, payload, {"X-DER-Signature": sign(payload, SECRET)})
+    r = post(client, payload, signed_headers(payload, SECRET))
     assert r.status_code == 201, r.text
     assert r.json()["outcome"] == "new"
     assert statuses(engine) == {(ID, 0): "active"}
     assert latest(engine, ID).channel == "http"
-    r = post(client, payload, {"X-DER-Signature": sign(payload, SECRET)})
+    r = post(client, payload, signed_headers(payload, SECRET))
     assert (r.status_code, r.json()["outcome"]) == (200, "duplicate")
     assert landed(engine) == [("http", "parsed", None), ("http", "parsed", None)]
 
@@ -74,7 +74,7 @@ def test_bad_credentials_store_nothing(client, engine, isolated_home, headers):
 
 def test_valid_bearer_with_bad_signature_is_refused(client, engine):
     payload = raw()
-    r = post(client, payload, {"Authorization": f"Bearer {TOKEN}", "X-DER-Signature": sign(b"other", SECRET)})
+    r = post(client, payload, {"Authorization": f"Bearer {TOKEN}", **signed_headers(b"other", SECRET)})
     assert r.status_code == 401
     assert landed(engine) == []
 
@@ -94,7 +94,7 @@ BAD = [
 
 def test_malformed_or_impossible_instruction_is_400_naming_the_field(client, engine):
     for payload, field, words in BAD:
-        r = post(client, payload, {"X-DER-Signature": sign(payload, SECRET)})
+        r = post(client, payload, signed_headers(payload, SECRET))
         assert r.status_code == 400, (payload, r.text)
         assert "\n" not in r.text
         err = r.json()

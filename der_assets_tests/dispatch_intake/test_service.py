@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from der_assets.dispatch.intake.http import sign
+from der_assets.dispatch.intake.http import signed_headers
 from der_assets.dispatch.intake.store import latest
 
 from ._helpers import body, landed, raw, statuses
@@ -52,7 +52,7 @@ def test_a_signed_post_to_the_running_webhook_is_recorded(engine, tmp_path, regi
         assert hook["status"] == "listening" and hook["auth"] == ["hmac", "bearer"]
         assert "credentials" not in ready  # only `der dev`'s generated demo secrets are ever written
         payload = raw(instruction_id="HTTP-1")
-        r = httpx.post(hook["url"], content=payload, headers={"X-DER-Signature": sign(payload, HMAC.encode())},
+        r = httpx.post(hook["url"], content=payload, headers=signed_headers(payload, HMAC.encode()),
                        timeout=10)
         assert (r.status_code, r.json()["outcome"]) == (201, "new")
         assert latest(engine, "HTTP-1").channel == "http"
@@ -91,7 +91,7 @@ def test_a_registry_import_is_picked_up_without_a_restart(engine, tmp_path, regi
         assert sorted(service.resources) == ["AGG-1", "AGG-2"]
         payload = raw(instruction_id="HTTP-3", resource_id="AGG-2")
         r = httpx.post(ready["webhook"]["url"], content=payload,
-                       headers={"X-DER-Signature": sign(payload, HMAC.encode())}, timeout=10)
+                       headers=signed_headers(payload, HMAC.encode()), timeout=10)
         assert r.status_code == 201, r.text
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from der_assets.connectors.landing import LandedPayload, land, mark
 from der_assets.dispatch.contract import INSTRUCTION_KEYS, Instruction, parse_instruction
 from der_assets.dispatch.errors import DispatchInputError
+from der_assets.dispatch.intake.limits import check_span
 from der_assets.dispatch.intake.store import Outcome, StoredInstruction, check_storable, record_instruction
 
 REQUIRED_FOR_INTAKE = ("iso", "resource_id", "issued_at")
@@ -32,6 +33,8 @@ def instruction_from_json(
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DispatchInputError(source, f"not valid JSON ({exc})") from None
+    except RecursionError:  # '[[[[...' thousands deep: the parser's stack, not a traceback
+        raise DispatchInputError(source, "not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise DispatchInputError(source, "top level must be a JSON object")
     for key in (*INSTRUCTION_KEYS, *REQUIRED_FOR_INTAKE):  # one field per error, so a sender can fix it
@@ -40,6 +43,7 @@ def instruction_from_json(
     status = data.get("status", "active")
     if status not in STATUSES:
         raise DispatchInputError(source, f"{status!r} is not one of {', '.join(STATUSES)}", field="status")
+    check_span(data, source=source)
     instruction = parse_instruction(data, source)
     check_storable(instruction, source=source, resource_ids=resource_ids)
     return instruction, status == "cancelled"
@@ -61,11 +65,23 @@ def receive_json(
     """
     landed = land(engine, raw, source="dispatch", endpoint=channel, received_at=received_at)
     try:
-        instruction, cancelled = instruction_from_json(raw, source=source, resource_ids=resource_ids)
+        try:
+            instruction, cancelled = instruction_from_json(raw, source=source, resource_ids=resource_ids)
+        except DispatchInputError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a check the contract missed
+            raise DispatchInputError(source, f"cannot be read as an instruction ({type(exc).__name__}: {exc})") \
+                from None
         outcome = record_instruction(engine, instruction, channel=channel, raw=raw,
                                      received_at=received_at, cancelled=cancelled)
     except DispatchInputError as exc:
         mark(engine, landed.payload_id, "quarantined", str(exc))
+        raise
+    except Exception as exc:  # a database outage or a bug: the payload is not left `landed` when it can be marked
+        try:
+            mark(engine, landed.payload_id, "quarantined", f"not recorded: {type(exc).__name__}: {exc}"[:500])
+        except Exception:  # the warehouse is gone; the caller reports the first error
+            pass
         raise
     mark(engine, landed.payload_id, "parsed")
     return instruction, outcome, landed

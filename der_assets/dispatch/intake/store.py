@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from der_assets.dispatch.contract import Instruction, parse_instruction
 from der_assets.dispatch.errors import DispatchInputError
+from der_assets.dispatch.intake.limits import check_ranges, check_times
 from der_assets.warehouse.schema import dispatch_instructions as T
 
 CHANNELS = ("openadr", "http", "inbox", "cli")
@@ -121,6 +122,7 @@ def check_storable(instruction: Instruction, *, source: str, resource_ids: Colle
         limit = T.c[field].type.length
         if len(value) > limit:
             raise DispatchInputError(source, f"is {len(value)} characters; at most {limit} are stored", field=field)
+    check_ranges(instruction, source=source)
     if resource_ids is not None and instruction.resource_id not in resource_ids:
         raise DispatchInputError(source, unknown_resource(instruction.resource_id, resource_ids), field="resource_id")
 
@@ -218,6 +220,7 @@ def record_instruction(
     if received_at.tzinfo is None:
         raise ValueError("received_at must be timezone-aware (UTC)")
     check_storable(instruction, source=channel)
+    check_times(instruction, source=channel, received_at=received_at, cancelled=cancelled)
     iid = instruction.instruction_id
     values = {
         "iso": instruction.iso,
@@ -244,6 +247,9 @@ def _record_locked(conn: Connection, instruction: Instruction, values: dict, rec
     iid, mod = instruction.instruction_id, instruction.modification
     existing = {r.modification: r for r in map(_row, conn.execute(sa.select(T).where(T.c.instruction_id == iid)))}
     newest = max(existing, default=None)
+    if cancelled and newest is None:
+        raise DispatchInputError(values["channel"], f"cancels instruction {iid}, which was never received; "
+                                                    "nothing to cancel", field="instruction_id")
     stamp = {"received_at": _bind_time(conn, received_at), "raw_sha256": values["raw_sha256"], "channel": values["channel"]}
 
     if mod in existing:
