@@ -12,10 +12,13 @@ import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import sqlalchemy as sa
+
 from der_assets.errors import ValidationFailed
 from der_assets.registry.cell_escape import unescape_cell
 from der_assets.registry.columns import BY_NAME, COLUMNS, ENTITY_KEYS, Column, entity_columns
 from der_assets.registry.reading import RawTable
+from der_assets.warehouse.schema import REGISTRY_TABLES
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -86,6 +89,42 @@ def coerce(column: Column, text: str) -> object:
     raise AssertionError(f"unknown column kind {kind}")
 
 
+@lru_cache(maxsize=1)
+def _stored_limits() -> dict[str, tuple[str, int]]:
+    """Column -> ("chars", n) or ("int", largest): what the warehouse column holds.
+
+    Read from the tables themselves, so a value that PostgreSQL would refuse mid-write (varchar(n),
+    32-bit integer) is refused here by row, and SQLite, which stores anything, refuses it the same.
+    """
+    limits: dict[str, tuple[str, int]] = {}
+    for table in REGISTRY_TABLES.values():
+        for col in table.columns:
+            if col.name not in BY_NAME:
+                continue
+            if isinstance(col.type, sa.String) and col.type.length:
+                limit = ("chars", col.type.length)
+            elif isinstance(col.type, sa.Integer):
+                limit = ("int", 2**63 - 1 if isinstance(col.type, sa.BigInteger) else 2**31 - 1)
+            else:
+                continue
+            if col.name not in limits or limit[1] < limits[col.name][1]:
+                limits[col.name] = limit
+    return limits
+
+
+def fits(column: Column, value: object) -> object:
+    """The value, if its warehouse column can hold it; else ValueError saying what it holds."""
+    limit = _stored_limits().get(column.name)
+    if limit is None or value is None:
+        return value
+    kind, most = limit
+    if kind == "chars" and isinstance(value, str) and len(value) > most:
+        raise ValueError(f"is {len(value)} characters long; the registry keeps at most {most}")
+    if kind == "int" and isinstance(value, int) and not -most - 1 <= value <= most:
+        raise ValueError(f"{value} is outside the range the registry keeps ({-most - 1} to {most})")
+    return value
+
+
 def check_header(table: RawTable) -> list[str]:
     """Problems with the header: required columns missing, unknown columns present."""
     problems = []
@@ -122,7 +161,7 @@ def parse_registry(table: RawTable) -> ParsedRegistry:
         for column in COLUMNS:
             text = cells.get(column.name, "") if column.name in present else ""
             try:
-                typed[column.name] = coerce(column, text)
+                typed[column.name] = fits(column, coerce(column, text))
             except ValueError as exc:
                 problems.append(f"{table.path}: row {number}, column {column.name}: {exc}")
                 row_ok = False
