@@ -169,6 +169,8 @@ def run_dagster_dev(env: dict[str, str], *, host: str, port: int, twin: bool = T
     """Run the twin, the intake and `dagster dev` (webserver and daemon) in the foreground until interrupted."""
     dagster_home = Path(env["DAGSTER_HOME"])
     env = {**env, config.TWIN_READY_ENV: env.get(config.TWIN_READY_ENV) or str(config.data_home() / "twin_ready.json")}
+    # alerts link to the UI this command serves, not to the default port
+    env.setdefault("DER_UI_URL", f"http://{host}:{port}")
     # SIGTERM ends `der dev` through the finally below, so the twin and the intake never outlive the UI
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     procs = [start_twin(env)] if twin else []
