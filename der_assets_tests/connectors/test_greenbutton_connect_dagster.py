@@ -1,0 +1,71 @@
+"""Green Button Connect in Dagster: the sensor pulls the twin's custodian for the utilities on
+Connect (from the twin's ready file), lands each answer raw as greenbutton/espi, asks for
+meter_intervals of the days landed at the AMI priority, and meter_intervals materializes them."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from der_assets.defs.resources import ClockResource, WarehouseResource
+from der_assets.defs.telemetry.assets import meter_intervals
+from der_assets.defs.telemetry.greenbutton_connect import greenbutton_connect_sensor
+from der_assets.defs.telemetry.store import read_day
+from der_assets.registry.demo import demo_fleet
+from der_assets.registry.files import write_registry_file
+from der_assets.registry.service import import_registry_file
+from der_assets.warehouse.schema import raw_payloads
+
+from .greenbutton_connect_twin import CLIENT_ID, CLIENT_SECRET, SEED_REFRESH, connect_twin
+
+
+@pytest.fixture
+def fleet(engine, tmp_path):
+    fleet = demo_fleet(3)
+    fleet.loc[fleet["site_id"] == "S-00003", "edc"] = "PECO"  # one site's utility offers Connect
+    import_registry_file(engine, write_registry_file(fleet, tmp_path / "fleet.csv"))
+    return fleet
+
+
+def test_sensor_lands_connect_and_meter_intervals_materializes(engine, warehouse_url, fleet, tmp_path, monkeypatch):
+    resources = {"warehouse": WarehouseResource(url=warehouse_url), "clock": ClockResource()}
+    with connect_twin(fleet, "2026-07-14T00:00Z", advance_h=24 * 4) as twin:
+        ready = tmp_path / "twin_ready.json"  # settings come from the twin's ready file, as under `der dev`
+        ready.write_text(json.dumps({"http": {"greenbutton_connect": twin.url}, "credentials": {
+            "greenbutton_connect_client_id": CLIENT_ID, "greenbutton_connect_client_secret": CLIENT_SECRET,
+            "greenbutton_connect_refresh_token": SEED_REFRESH}}))
+        monkeypatch.setenv("DER_TWIN_READY_FILE", str(ready))
+        with dg.DagsterInstance.ephemeral() as instance:
+            monkeypatch.delenv("DER_AMI_CONNECT_EDCS", raising=False)
+            off = greenbutton_connect_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+            assert isinstance(off, dg.SkipReason) and "inbox" in off.skip_message  # the default: inbox only
+
+            monkeypatch.setenv("DER_AMI_CONNECT_EDCS", "peco")
+            context = dg.build_sensor_context(instance=instance, resources=resources)
+            result = greenbutton_connect_sensor(context)
+            keys = sorted({r.partition_key for r in result.run_requests})
+            assert "2026-07-15" in keys
+            assert {r.tags["dagster/priority"] for r in result.run_requests} == {"-2"}
+            again = greenbutton_connect_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                                       cursor=context.cursor))
+            assert isinstance(again, dg.SkipReason) and "nothing new" in again.skip_message
+
+            with engine.connect() as conn:
+                landed = conn.execute(sa.select(raw_payloads.c.source, raw_payloads.c.endpoint,
+                                                raw_payloads.c.site_id)).all()
+            assert landed == [("greenbutton", "espi", "S-00003")]  # the ComEd meters stay with the inbox
+
+            run = dg.materialize([meter_intervals], partition_key="2026-07-15", resources=resources, instance=instance)
+    assert run.success
+    assert {e.check_name: e.passed for e in run.get_asset_check_evaluations()} == {"quarantined_files": True}
+    rows = read_day(engine, pd.Timestamp("2026-07-15T00:00Z"), ["ami"])
+    mine = rows[rows["site_id"] == "S-00003"]
+    assert len(mine) == 96 and mine["value"].notna().all()  # every quarter-hour of the UTC day
+    truth = twin.hub.window("S-00003", pd.Timestamp("2026-07-15T00:00Z"), pd.Timestamp("2026-07-16T00:00Z"))
+    assert mine["value"].sum() == pytest.approx(truth["grid_kwh"].sum(), abs=0.1)  # whole-Wh registers
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(raw_payloads.c.status)).scalar_one() == "parsed"
