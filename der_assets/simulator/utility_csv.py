@@ -173,6 +173,7 @@ def day_csv(hub: TwinHub, site_id: str, day: dt.date, layout: str) -> bytes:
     rev = data["reverse_wh"].reindex(grid).to_numpy(dtype=float) / 1000.0
     frame = pd.DataFrame({"interval_start": grid, "delivered_kwh": fwd, "received_kwh": rev,
                           "quality": np.where(np.isnan(fwd), "missing", "measured")})
-    account = str(site.get("edc_account", "") or "")
-    return write_layout(shipped_mappings()[layout], frame, tz=tz, account=account or "0000000000",
-                        location=str(site.get("address", "") or ""))
+    account, address = site.get("edc_account"), site.get("address")
+    return write_layout(shipped_mappings()[layout], frame, tz=tz,
+                        account=str(account) if pd.notna(account) and str(account) else "0000000000",
+                        location=str(address) if pd.notna(address) else "")
