@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,6 +16,9 @@ from der_assets.connectors.payloads import RawPayload
 from der_assets.registry.demo import demo_fleet
 from der_assets.simulator.greenbutton import deliver_due_files
 from der_assets.telemetry import parse_payload
+from der_assets.telemetry.batch import BatchContext
+from der_assets.telemetry.batch.espi import read_espi
+from der_assets.telemetry.daily import LandedPayload, normalize_day
 
 from .greenbutton_connect_twin import connect_twin, meters
 
@@ -60,6 +64,19 @@ def test_connect_pull_gives_the_same_rows_as_the_inbox_file_of_the_same_days(fle
     connect, inbox_rows = _rows(out.payloads), _rows(inbox_payloads)
     assert len(connect) > 0
     pd.testing.assert_frame_equal(connect, inbox_rows)
+    # meter_intervals' fleet-day path (the bulk ESPI reader) takes the Connect answers whole and agrees
+    batch = read_espi([p.content for p in out.payloads],
+                      BatchContext(site_ids=[p.site_id for p in out.payloads], timezones=[p.tz for p in out.payloads],
+                                   received_ns=np.zeros(len(out.payloads), dtype=np.int64)))
+    assert sorted(batch.taken.tolist()) == list(range(len(out.payloads)))
+    day = pd.Timestamp("2026-11-01T00:00Z")
+    by_day = [normalize_day([LandedPayload(i, p.source, p.endpoint, p.site_id, pd.Timestamp(p.received_at), p.content)
+                             for i, p in enumerate(payloads)], fleet, day_start=day,
+                            believed_at=pd.Timestamp("2026-11-05T00:00Z"), sources=["ami"]).rows
+              for payloads in (out.payloads, inbox_payloads)]
+    ami = [r[r["source"] == "ami"][KEY].sort_values(KEY).reset_index(drop=True) for r in by_day]
+    assert len(ami[0]) == 3 * 96 and ami[0]["value"].notna().all()
+    pd.testing.assert_frame_equal(ami[0], ami[1])
     # the fall-back day is there, whole: 100 quarter-hours of 2026-11-01 local at a Chicago meter
     local = connect.assign(day=connect["interval_start"].dt.tz_convert("America/Chicago").dt.date)
     fall_back = local[(local.site_id == "S-00001") & (local.day == pd.Timestamp("2026-11-01").date())]
