@@ -365,8 +365,8 @@ def test_a_payload_entirely_outside_the_day_adds_no_series_and_no_warning(cloud_
     assert sorted(result.parsed_ids) == [1, 2]
 
 
-def _fast_equals_reference(payloads, registry, day_start=DAY):
-    kwargs = dict(day_start=day_start, believed_at=RECEIVED + pd.Timedelta(hours=1), sources=["enphase"])
+def _fast_equals_reference(payloads, registry, day_start=DAY, sources=("enphase",), believed_at=None):
+    kwargs = dict(day_start=day_start, believed_at=believed_at or RECEIVED + pd.Timedelta(hours=1), sources=list(sources))
     fast, ref = normalize_day(payloads, registry, **kwargs), normalize_day_reference(payloads, registry, **kwargs)
     pd.testing.assert_frame_equal(_canonical(fast.rows), _canonical(ref.rows))
     pd.testing.assert_frame_equal(_review(fast.review), _review(ref.review), check_dtype=False)
