@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from der_assets.errors import UserError
-from der_assets.inputs import read_input_bytes
+from der_assets.inputs import STILL_WRITING, read_input_bytes
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,33 @@ def _read_csv(path: Path, content: bytes) -> tuple[list[str], list[tuple[int, di
         all_rows = list(reader)
     except csv.Error as exc:
         raise UserError(f"{path}: row {reader.line_num}: malformed CSV ({exc})") from None
+    _require_whole_last_row(path, text, all_rows)
     return _to_dicts(path, all_rows)
+
+
+def _require_whole_last_row(path: Path, text: str, all_rows: list[list[str]]) -> None:
+    """A CSV cut off by a writer still at work: no newline after the last row, a quoted cell left
+    open at the end, or a last row shorter than the one before it."""
+    rows = list(all_rows)
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()  # blank lines at the end are not rows
+    if not rows:
+        return
+    last = len(rows)
+    why = None
+    if not text.endswith(("\n", "\r")):
+        why = "no newline after the last row"
+    else:
+        try:
+            for _ in csv.reader(io.StringIO(text, newline=""), strict=True):
+                pass
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                why = "a quoted cell is not closed"
+        if why is None and last > 2 and len(rows[-1]) < min(len(rows[0]), len(rows[-2])):
+            why = f"{len(rows[-1])} cells where the header has {len(rows[0])}"
+    if why:
+        raise UserError(f"{path}: row {last}: the file ends mid-row ({why}); {STILL_WRITING}")
 
 
 def _read_xlsx(path: Path, content: bytes) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
