@@ -7,9 +7,14 @@ a reset, and interpolate the counter linearly at grid boundaries so that the int
 energies add up exactly to the counter difference. Every departure from "two clean readings
 bracket this interval" is flagged, never smoothed over.
 
-Quality per interval (worst wins): missing (no bracketing readings, or a reset inside;
-value null) > suspect (a step larger than `max_step`) > estimated (a reading gap longer than
-`max_gap_s` was spread linearly) > measured.
+Quality per interval (worst wins): missing (no bracketing readings, a reset inside, or a
+reading gap longer than `max_spread_s`, a day by default; value null) > suspect (a step larger
+than `max_step`, or a reading that a second reading of the same instant contradicts) >
+estimated (a reading gap longer than `max_gap_s` was spread linearly) > measured.
+
+A gap is spread only up to `max_spread_s`: two readings a year apart say how much energy the
+year held, not how it fell into quarter-hours, so no interval of such a gap is estimated
+(issue 17: one absurd stamp in a poll log made months of invented 'estimated' energy).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ FLAG_RESET = "reset"
 FLAG_GAP = "gap"
 FLAG_SPIKE = "spike"
 FLAG_NO_READING = "no_reading"
+FLAG_DUPLICATE = "duplicate"
+
+#: longest reading gap whose energy is spread over the intervals inside it (module docstring)
+MAX_SPREAD_S = 86400.0
 
 _NS = 10**9
 
@@ -85,11 +94,13 @@ def counter_to_intervals(
     max_step: Optional[float] = None,
     window=None,
     bidirectional: bool = False,
+    max_spread_s: Optional[float] = MAX_SPREAD_S,
 ) -> pd.DataFrame:
     """Interval energies (same unit as `counter`) on a UTC grid of `interval_s`.
 
-    read_at: UTC timestamps of the readings (any order; NaN readings are dropped, duplicate
-    times keep the last). Without a window only intervals inside the reading span come back
+    read_at: UTC timestamps of the readings (any order; NaN readings are dropped; of duplicate
+    times the last is kept, and when their values differ the intervals that reading feeds are
+    suspect, flag "duplicate"). Without a window only intervals inside the reading span come back
     (a payload claims nothing outside it). window: optional (start, end) UTC the payload
     claims to cover; its intervals without bracketing readings come back as missing rows. bidirectional:
     for net registers (Enphase net-consumption whLifetime) that may legitimately fall; no
@@ -104,9 +115,15 @@ def counter_to_intervals(
     t, c = t[keep], c[keep]
     order = np.argsort(t, kind="stable")
     t, c = t[order], c[order]
+    conflict = np.zeros(len(t), dtype=bool)
     if len(t):
-        last = np.concatenate([t[1:] != t[:-1], [True]])
-        t, c = t[last], c[last]
+        same = t[1:] == t[:-1]
+        clash = same & (c[1:] != c[:-1])
+        if clash.any():
+            clashing_t = np.unique(t[1:][clash])
+            conflict = np.isin(t, clashing_t)
+        last = np.concatenate([~same, [True]])
+        t, c, conflict = t[last], c[last], conflict[last]
     if not bidirectional and len(c) and (c < 0).any():
         i = int(np.argmax(c < 0))
         raise NegativeCounterError(
@@ -129,7 +146,12 @@ def counter_to_intervals(
     dt_s = np.diff(t) / _NS
     gap = (dt_s > max_gap_s) if max_gap_s is not None else np.zeros(len(step), dtype=bool)
 
+    unspread = (dt_s > max_spread_s) if max_spread_s is not None else np.zeros(len(step), dtype=bool)
+    dup_step = conflict[:-1] | conflict[1:] if len(t) > 1 else np.zeros(0, dtype=bool)
+
     energy_cum = np.concatenate([[0.0], np.cumsum(step)])
+    if not np.isfinite(energy_cum).all():
+        raise OverflowError("counter readings overflow when differenced (a register beyond any meter's range)")
     lo_edge, hi_edge = _window_edges(t, interval_ns, window)
     bounds = np.arange(lo_edge, hi_edge + interval_ns, interval_ns, dtype="int64")
     starts, ends = bounds[:-1], bounds[1:]
@@ -148,8 +170,10 @@ def counter_to_intervals(
         n_roll = _range_count(roll, lo, hi)
         n_gap = _range_count(gap, lo, hi)
         n_spike = _range_count(spike, lo, hi)
+        n_dup = _range_count(dup_step, lo, hi)
+        n_unspread = _range_count(unspread, lo, hi)
     else:
-        n_reset = n_roll = n_gap = n_spike = np.zeros(len(starts), dtype="int64")
+        n_reset = n_roll = n_gap = n_spike = n_dup = n_unspread = np.zeros(len(starts), dtype="int64")
 
     quality = np.full(len(starts), "measured", dtype=object)
     flag = np.full(len(starts), FLAG_NONE, dtype=object)
@@ -158,8 +182,11 @@ def counter_to_intervals(
     flag[n_gap > 0] = FLAG_GAP
     quality[n_spike > 0] = "suspect"
     flag[n_spike > 0] = FLAG_SPIKE
-    missing = ~covered | (n_reset > 0)
+    quality[n_dup > 0] = "suspect"
+    flag[n_dup > 0] = FLAG_DUPLICATE
+    missing = ~covered | (n_reset > 0) | (n_unspread > 0)
     quality[missing] = "missing"
+    flag[(n_unspread > 0) & covered] = FLAG_GAP
     flag[(n_reset > 0) & covered] = FLAG_RESET
     flag[~covered] = FLAG_NO_READING
     energy = np.where(missing, np.nan, energy)

@@ -64,7 +64,10 @@ def test_firmware_8_3_5433_total_equals_net_is_flagged_suspect():
     assert cons["total-consumption"] == cons["net-consumption"] == 5649402.426  # the known bug, in the capture
     deltas = {"production": 90.0, "total-consumption": 30.0, "net-consumption": 30.0}
     later = advance(body, 900, deltas)
-    df = parse("enphase", "production.json", poll_log(body, later, advance(later, 900, deltas)))
+    # the capture's readings are of 2026-07-29: received after them (the time rule refuses readings
+    # more than a day after received_at)
+    df = parse("enphase", "production.json", poll_log(body, later, advance(later, 900, deltas)),
+               received_at=pd.Timestamp("2026-07-30T00:00Z"))
     assert channel(df, "pv_kwh")["quality"].eq("measured").all()
     assert channel(df, "load_kwh")["quality"].eq("suspect").all()
     assert channel(df, "grid_kwh")["quality"].eq("suspect").all()

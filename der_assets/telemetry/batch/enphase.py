@@ -12,7 +12,7 @@ from der_assets.telemetry.parsers.enphase import V4_MANY, parse_v4_many
 
 
 def read_v4(endpoint: str, bodies: Sequence[bytes], context: BatchContext) -> Batch:
-    cols = parse_v4_many(endpoint, bodies)
+    cols = parse_v4_many(endpoint, bodies, context.received_ns)
     n = len(cols.taken)
     parts = [Part(channel=channel, seg_body=cols.taken, seg_rows=cols.lengths,
                   seg_interval_s=np.full(n, cols.interval_s, dtype=np.int64), start_ns=cols.start_ns,

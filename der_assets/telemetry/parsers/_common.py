@@ -3,6 +3,22 @@
 Vendor quirks do NOT live here; each vendor module holds all of its own. This file only
 knows generic payload hygiene (truncated JSON, NaN literals, "97%" strings) and how to
 turn per-interval arrays into canonical rows.
+
+Two rules every parser follows through the helpers here (issue 17):
+
+- The number rule: a value is a finite number. JSON true/false is never a number (Python's
+  bool is an int), nor a type or enum field; 1e400, "inf" and a product that overflows are
+  never values. Each of those is a ParseError naming the value, never a row, on the one-body
+  path and the fleet-day fast path alike (`to_float`, `to_int`, `to_text`, `epoch_times`; `rows`
+  refuses a non-finite value however it was computed).
+- The time rule: every instant a payload states lies in [EARLIEST, received_at + FUTURE_SLACK]
+  (2000-01-01Z up to a day after the payload reached us: nothing is measured after it is
+  received, beyond a device clock running ahead), and one payload's instants span at most
+  MAX_SPAN (400 days: a year of AMI readings and a margin). An instant outside is a ParseError
+  naming it, so one absurd stamp (epoch 0, a readingTime of 12.5, a year 2060) cannot turn a
+  5 KB poll log into decades of rows. `Ctx.see_window`, which every parser calls with the
+  times it read before it builds rows, applies it; declared windows go through
+  `Ctx.check_times`.
 """
 
 from __future__ import annotations
@@ -30,6 +46,11 @@ from ..schema import CANONICAL_COLUMNS, empty_frame
 
 WH_PER_KWH = 1000.0
 WS_PER_KWH = 3.6e6
+
+#: the time rule (module docstring)
+EARLIEST = pd.Timestamp("2000-01-01T00:00:00Z")
+FUTURE_SLACK = pd.Timedelta(days=1)
+MAX_SPAN = pd.Timedelta(days=400)
 
 
 @dataclass
@@ -59,10 +80,31 @@ class Ctx:
         )
 
     def see_window(self, times) -> None:
-        """Remember the payload's time span for error messages."""
+        """Remember the payload's time span for error messages, after the time rule passes."""
         idx = pd.DatetimeIndex(times).dropna()
         if len(idx):
             self.window = (idx.min(), idx.max())
+            self.check_times(idx)
+
+    def check_times(self, times, what: str = "timestamp") -> None:
+        """The time rule (module docstring): ParseError naming the first instant outside
+        [EARLIEST, received_at + FUTURE_SLACK], or the one farthest from the others when the
+        payload spans more than MAX_SPAN."""
+        idx = pd.DatetimeIndex(times).dropna()
+        if not len(idx):
+            return
+        idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+        ns = idx.asi8
+        ceiling = self.received_at + FUTURE_SLACK
+        out = (ns < EARLIEST.value) | (ns > ceiling.value)
+        if out.any():
+            self.fail(f"{what} {_iso(idx[int(np.argmax(out))])} is outside {_iso(EARLIEST)}.."
+                      f"{_iso(ceiling)} (received_at + 1 day): refused, not read")
+        span = int(ns.max()) - int(ns.min())
+        if span > MAX_SPAN.value:
+            far = int(np.argmax(np.abs(ns - np.median(ns))))
+            self.fail(f"{what} {_iso(idx[far])} lies {span / 86400e9:.0f} days from the payload's other "
+                      f"readings (one payload spans at most {MAX_SPAN.days} days): refused, not read")
 
     def need_tz(self, payload_tz: Optional[str] = None) -> str:
         """Site tz from the caller; a tz named in the payload must agree with it."""
@@ -72,6 +114,10 @@ class Ctx:
         if not tz:
             self.fail("local-time payload needs the site time zone (tz)")
         return tz
+
+
+def _iso(ts) -> str:
+    return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _no_constants(name: str):
@@ -138,28 +184,73 @@ def unwrap_polls(docs: Iterable[Any]) -> List[Tuple[Optional[pd.Timestamp], Any]
     return out
 
 
+def is_number(x: Any) -> bool:
+    """A JSON number as Python reads it: int or float, and never a bool (True is an int)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
 def to_float(x: Any) -> float:
     """A vendor number: int/float, numeric string ("-12.20"), or percent string ("97%").
 
-    None means "no data" (NaN). Booleans, empty strings and words are errors, never zero.
+    None means "no data" (NaN). Booleans, empty strings, words and non-finite numbers (JSON
+    1e400, "inf", "nan") are errors, never zero or infinity.
     """
     if x is None:
         return float("nan")
-    if isinstance(x, bool):
+    if isinstance(x, (bool, np.bool_)):
         raise ValueError(f"boolean {x!r} where a number was expected")
-    if isinstance(x, (int, float)):
-        return float(x)
-    if isinstance(x, str):
+    if is_number(x):
+        v = float(x)  # an int beyond a double raises OverflowError
+    elif isinstance(x, str):
         s = x.strip()
         if s.endswith("%"):
             s = s[:-1].strip()
         if s == "":
             raise ValueError(f"empty string {x!r} where a number was expected")
         v = float(s)  # raises ValueError on words
-        if not np.isfinite(v):
-            raise ValueError(f"non-finite number {x!r}")
-        return v
-    raise ValueError(f"{type(x).__name__} {x!r} where a number was expected")
+    else:
+        raise ValueError(f"{type(x).__name__} {x!r} where a number was expected")
+    if not np.isfinite(v):
+        raise ValueError(f"non-finite number {x!r} where a finite number was expected")
+    return v
+
+
+def to_int(x: Any, what: str) -> int:
+    """A whole number (an id, a scale factor, a status code): int, integral float or digit string.
+    Booleans, fractions and words are errors (int(True) would read 1, int(1.9) 1)."""
+    if isinstance(x, str) and x.strip().lstrip("+-").isdigit():
+        return int(x.strip())
+    v = to_float(x) if x is not None else None
+    if v is None or not np.isfinite(v) or v != int(v) or isinstance(x, str):
+        raise ValueError(f"{what} {x!r} is not a whole number")
+    return int(v)
+
+
+def to_text(x: Any, what: str) -> Optional[str]:
+    """A type or enum field: a string, or None when absent. A boolean or number there is an
+    error, never a value that silently matches no branch (or the wrong one)."""
+    if x is None or isinstance(x, str):
+        return x
+    raise ValueError(f"{what} {x!r} is not a string")
+
+
+#: epoch seconds whose nanoseconds fit int64 (pandas' range, to 2262); the time rule is narrower
+_EPOCH_S_MAX = 9.2e9
+
+
+def epoch_times(values: Iterable[Any], what: str) -> pd.DatetimeIndex:
+    """UTC instants from epoch seconds (numbers or numeric strings), by the number rule: a
+    boolean, null, non-finite or out-of-range value is an error, never 1970 or NaT."""
+    secs = []
+    for v in values:
+        if v is None:
+            raise ValueError(f"{what} is null where epoch seconds were expected")
+        s = to_float(v) if not isinstance(v, str) else float(v)
+        if not np.isfinite(s) or abs(s) > _EPOCH_S_MAX:
+            raise ValueError(f"{what} {v!r} is not an epoch second")
+        secs.append(s)
+    return pd.DatetimeIndex(pd.to_datetime(np.round(np.asarray(secs, dtype="float64") * 1e9).astype("int64"),
+                                           utc=True))
 
 
 def floats(values: Iterable[Any]) -> np.ndarray:
@@ -180,6 +271,10 @@ def rows(
     n = len(start)
     val = np.asarray(value, dtype="float64") if np.ndim(value) else np.full(n, float(value))
     qual = np.asarray(quality, dtype=object) if np.ndim(quality) else np.full(n, quality, dtype=object)
+    inf = np.isinf(val)
+    if inf.any():  # the number rule: an overflow (1e308 W x an interval) is no value
+        k = int(np.argmax(inf))
+        ctx.fail(f"{channel} value {val[k]} at {_iso(start[k])} is not finite (the payload's numbers overflow)")
     qual = np.where(np.isnan(val), "missing", qual)
     val = np.where(qual == "missing", np.nan, val)
     dev = device_id or ctx.device_id or ctx.site_id
@@ -227,7 +322,8 @@ def power_to_intervals(t_utc, power_w, interval_s: int) -> pd.DataFrame:
 
     Only used where the device exposes no energy counter, so the result is 'estimated'.
     Intervals whose samples are all null are 'missing'; intervals with no sample are not
-    emitted (the caller's window decides whether they exist).
+    emitted (the caller's window decides whether they exist). An interval holding two samples
+    of one instant that disagree is 'suspect' (which one is right is not known).
     """
     t = pd.DatetimeIndex(pd.to_datetime(pd.Index(t_utc), utc=True))
     p = pd.Series(np.asarray(power_w, dtype="float64"))
@@ -235,6 +331,8 @@ def power_to_intervals(t_utc, power_w, interval_s: int) -> pd.DataFrame:
     g = p.groupby(start.asi8).mean()
     energy = g.to_numpy() * interval_s / WS_PER_KWH
     quality = np.where(np.isnan(energy), "missing", "estimated")
+    conflicted = np.isin(g.index.to_numpy(), start.asi8[conflicting_duplicates(t.asi8, p.to_numpy())])
+    quality[conflicted & ~np.isnan(energy)] = "suspect"
     return pd.DataFrame(
         {"interval_start": pd.to_datetime(g.index.to_numpy(), utc=True), "energy": energy, "quality": quality}
     )
@@ -243,10 +341,11 @@ def power_to_intervals(t_utc, power_w, interval_s: int) -> pd.DataFrame:
 def soc_at_interval_end(t_utc, soc_pct, interval_s: int) -> pd.DataFrame:
     """SoC snapshots -> soc_pct per interval (the last sample at or before the interval end).
 
-    'measured' when the sample is within 10% of the interval of its end, else 'estimated'.
+    'measured' when the sample is within 10% of the interval of its end, else 'estimated'; the
+    last of two samples of one instant that disagree is taken, 'suspect'.
     """
     t = pd.DatetimeIndex(pd.to_datetime(pd.Index(t_utc), utc=True))
-    s = pd.Series(np.asarray(soc_pct, dtype="float64"), index=t.asi8).dropna().sort_index()
+    s = pd.Series(np.asarray(soc_pct, dtype="float64"), index=t.asi8).dropna().sort_index(kind="stable")
     if s.empty:
         return pd.DataFrame({"interval_start": pd.DatetimeIndex([], tz="UTC"), "energy": [], "quality": []})
     ns = int(interval_s) * 10**9
@@ -254,9 +353,25 @@ def soc_at_interval_end(t_utc, soc_pct, interval_s: int) -> pd.DataFrame:
     df = pd.DataFrame({"end": end, "t": s.index.to_numpy(), "v": s.to_numpy()}).groupby("end").last()
     lag = (df.index.to_numpy() - df["t"].to_numpy()) / 1e9
     quality = np.where(lag <= 0.1 * interval_s, "measured", "estimated")
+    conflicted = conflicting_duplicates(s.index.to_numpy(), s.to_numpy())
+    quality[np.isin(df["t"].to_numpy(), s.index.to_numpy()[conflicted])] = "suspect"
     return pd.DataFrame(
         {"interval_start": pd.to_datetime(df.index.to_numpy() - ns, utc=True), "energy": df["v"].to_numpy(), "quality": quality}
     )
+
+
+def conflicting_duplicates(t_ns, values) -> np.ndarray:
+    """Per sample: another sample has the same instant and a different value (NaN equals NaN).
+
+    A repeated reading with the same value is harmless; one with another value is a conflict
+    nobody can settle, so what it feeds is 'suspect' (and reaches review), never silently one.
+    """
+    t = np.asarray(t_ns, dtype="int64")
+    v = np.asarray(values, dtype="float64")
+    if len(t) < 2:
+        return np.zeros(len(t), dtype=bool)
+    frame = pd.DataFrame({"t": t, "v": np.where(np.isnan(v), np.inf, v)})
+    return frame.groupby("t")["v"].transform("nunique").to_numpy() > 1
 
 
 def spike_mask(values: np.ndarray, factor: float = 10.0, min_count: int = 12) -> np.ndarray:

@@ -62,8 +62,8 @@ import pandas as pd
 from .. import timeutil
 from ..counters import combine_net, counter_to_intervals
 from ..schema import QUALITY_CODE
-from ._common import (Ctx, concat, floats, from_counter, load_json, load_json_docs, over_nameplate, rows, spike_mask,
-                      to_float)
+from ._common import (EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx, concat, epoch_times, floats, from_counter, is_number,
+                      load_json, load_json_docs, over_nameplate, rows, spike_mask, to_float, to_int, to_text)
 
 # ---- cloud v4 -------------------------------------------------------------------------
 
@@ -76,7 +76,9 @@ def _v4_intervals(payload: bytes, ctx: Ctx, interval_s: int):
     if not isinstance(doc, dict) or "intervals" not in doc:
         ctx.fail("v4 telemetry body has no 'intervals' list")
     items = doc["intervals"]
-    end = timeutil.from_epoch_s([i["end_at"] for i in items])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        ctx.fail("v4 'intervals' is not a list of objects")
+    end = epoch_times([i["end_at"] for i in items], "end_at")
     start = timeutil.interval_start_from_end(end, interval_s)
     ctx.see_window(start)
     if len(end) > 1:
@@ -89,13 +91,15 @@ def _v4_intervals(payload: bytes, ctx: Ctx, interval_s: int):
 MAX_DECLARED_S = 8 * 86400
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_is_number = is_number
 
 
 def _envelope_s(doc: dict) -> Optional[tuple]:
-    """(start_at, end_at) epoch seconds when both are plain finite numbers, else None (not used)."""
+    """(start_at, end_at) epoch seconds when both are plain finite numbers, else None (not used).
+    A boolean there is a ParseError (the number rule), not an absent envelope."""
     pair = (doc.get("start_at"), doc.get("end_at"))
+    if any(isinstance(v, bool) for v in pair):
+        raise ValueError(f"envelope start_at/end_at {pair!r}: a boolean where epoch seconds belong")
     if not all(_is_number(v) for v in pair):
         return None
     try:
@@ -118,6 +122,9 @@ def _declared_missing(doc: dict, start: pd.DatetimeIndex, interval_s: int, ctx: 
                  "intervals it does not list are not filled as missing")
         return pd.DatetimeIndex([], tz="UTC")
     first, last = (int(lo) // interval_s + 1) * interval_s, int(hi) // interval_s * interval_s
+    if last >= first:  # the declared window obeys the time rule too: no missing rows in 1970
+        ctx.check_times(pd.to_datetime(np.array([first - interval_s, last - interval_s]) * 10**9, utc=True),
+                        "envelope start_at/end_at")
     ends = np.arange(first, last + 1, interval_s, dtype=np.int64)
     listed = (start.asi8 // 10**9) + interval_s
     absent = ends[~np.isin(ends, listed)]
@@ -336,8 +343,8 @@ def _envelope_ints(doc) -> Optional[tuple]:
     pair = (doc.start_at, doc.end_at)
     if all(type(v) is int and 0 <= v < _END_MAX_S for v in pair):
         return pair[0], pair[1], True
-    if all(_is_number(v) for v in pair):
-        return None
+    if all(_is_number(v) for v in pair) or any(isinstance(v, bool) for v in pair):
+        return None  # a boolean: the one-body parser refuses it
     return _NO_ENVELOPE
 
 
@@ -365,8 +372,12 @@ def _segments_of(positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.cumsum(lengths), positions, side="right")
 
 
-def parse_v4_many(endpoint: str, bodies: Sequence[bytes]) -> V4Columns:
-    """Cloud v4 telemetry bodies of one endpoint -> columns, as parse_<endpoint> reads each."""
+def parse_v4_many(endpoint: str, bodies: Sequence[bytes], received_ns: Optional[np.ndarray] = None) -> V4Columns:
+    """Cloud v4 telemetry bodies of one endpoint -> columns, as parse_<endpoint> reads each.
+
+    received_ns: when each body was received (int64 UTC ns), for the time rule's ceiling
+    (_common): a body with an interval after received_at + 1 day goes to the one-body parser,
+    which refuses it. Without it only the floor and the span are checked here."""
     battery = endpoint == "battery"
     field, channel, interval_s = (None, None, METER_S) if battery else V4_ENERGY[endpoint]
     get_end = attrgetter("end_at")
@@ -406,6 +417,20 @@ def parse_v4_many(endpoint: str, bodies: Sequence[bytes]) -> V4Columns:
     bad = np.zeros(len(lengths), dtype=bool)
     if len(end_s) and (end_s.min() <= 0 or end_s.max() >= _END_MAX_S):
         bad[_segments_of(np.flatnonzero((end_s <= 0) | (end_s >= _END_MAX_S)), lengths)] = True
+    if len(end_s):  # the time rule on interval starts, as Ctx.see_window applies it one body at a time
+        start_s = end_s - interval_s
+        out = start_s < EARLIEST.value // 10**9
+        if received_ns is not None:
+            ceiling_ns = np.asarray(received_ns, dtype=np.int64)[np.array(taken, dtype=np.int64)] + FUTURE_SLACK.value
+            out |= start_s * 10**9 > np.repeat(ceiling_ns, lengths)
+        if out.any():
+            bad[_segments_of(np.flatnonzero(out), lengths)] = True
+        stop = np.cumsum(lengths)
+        nonempty = lengths > 0
+        first = start_s[np.minimum(stop - lengths, len(start_s) - 1)]
+        last = start_s[np.maximum(stop - 1, 0)]
+        # spans are judged on sorted bodies; a disordered body goes to the parser anyway (spacing rule)
+        bad |= nonempty & (np.abs(last - first) * 10**9 > MAX_SPAN.value)
     if len(end_s) > 1:
         diff = np.diff(end_s)
         if not (diff == interval_s).all():  # a gap or a disorder somewhere: the parser's spacing rule
@@ -508,10 +533,12 @@ def _local_counter(t, wh, *, bidirectional: bool = False, rollover_at: Optional[
 
 
 def _reading(block: dict):
+    if not isinstance(block, dict):
+        raise ValueError(f"production.json entry {block!r} is not an object")
     t = to_float(block.get("readingTime"))
     if not np.isfinite(t) or t <= 0:
         return None
-    return timeutil.from_epoch_s([t])[0], to_float(block.get("whLifetime"))
+    return epoch_times([t], "readingTime")[0], to_float(block.get("whLifetime"))
 
 
 def parse_production_json(payload: bytes, ctx: Ctx) -> pd.DataFrame:
@@ -526,11 +553,13 @@ def parse_production_json(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             r = _reading(b)
             if r is None:
                 continue
-            if b.get("type") == "eim" and b.get("measurementType") == "production" and to_float(b.get("activeCount")) > 0:
+            kind, measured = to_text(b.get("type"), "type"), to_text(b.get("measurementType"), "measurementType")
+            if kind == "eim" and measured == "production" and to_float(b.get("activeCount")) > 0:
                 series["pv_eim"].append(r)
-            elif b.get("type") == "inverters":
+            elif kind == "inverters":
                 series["pv_inv"].append(r)
-        cons = {b.get("measurementType"): b for b in doc.get("consumption", []) if b.get("type") == "eim"}
+        cons = {to_text(b.get("measurementType"), "measurementType"): b for b in doc.get("consumption", [])
+                if to_text(b.get("type"), "type") == "eim"}
         tot, net = cons.get("total-consumption"), cons.get("net-consumption")
         if tot is not None and net is not None and tot.get("whLifetime") == net.get("whLifetime") \
                 and tot.get("wNow") == net.get("wNow"):
@@ -580,23 +609,26 @@ def parse_ivp_meters_readings(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     readings: List[dict] = []
     for doc in docs:
         if _is_meter_config(doc):
-            config.update({int(m["eid"]): m["measurementType"] for m in doc if m.get("state") == "enabled"})
+            config.update({to_int(m["eid"], "eid"): to_text(m["measurementType"], "measurementType") for m in doc
+                           if to_text(m.get("state"), "state") == "enabled"})
         elif isinstance(doc, list):
             readings.extend(doc)
         else:
             ctx.fail("expected a JSON list of meter readings or an /ivp/meters config list")
     if not config:
         ctx.fail("no /ivp/meters config in payload: cannot tell which eid is production, net or total")
+    if not all(isinstance(r, dict) for r in readings):
+        ctx.fail("a meter reading is not an object")
     df = pd.DataFrame(
         {
-            "eid": [int(r["eid"]) for r in readings],
+            "eid": [to_int(r["eid"], "eid") for r in readings],
             "t": floats(r.get("timestamp") for r in readings),
             "dlvd": floats(r["actEnergyDlvd"] for r in readings),
             "rcvd": floats(r["actEnergyRcvd"] for r in readings),
         }
     )
     df = df[df["eid"].isin(config) & (df["t"] > 0)]
-    df["utc"] = timeutil.from_epoch_s(df["t"]) if len(df) else pd.DatetimeIndex([], tz="UTC")
+    df["utc"] = epoch_times(df["t"], "timestamp") if len(df) else pd.DatetimeIndex([], tz="UTC")
     ctx.see_window(df["utc"])
     frames = []
     for eid, g in df.groupby("eid"):

@@ -54,8 +54,8 @@ import pandas as pd
 
 from .. import timeutil
 from ..counters import combine_net, counter_to_intervals
-from ._common import (Ctx, concat, energy_unit_scale, floats, from_counter, load_json, load_json_docs,
-                      power_to_intervals, rows, soc_at_interval_end, to_float)
+from ._common import (Ctx, concat, conflicting_duplicates, energy_unit_scale, floats, from_counter, load_json,
+                      load_json_docs, power_to_intervals, rows, soc_at_interval_end, to_float, to_int, to_text)
 
 PLUS = "EnergyReal_WAC_Plus_Absolute"
 MINUS = "EnergyReal_WAC_Minus_Absolute"
@@ -66,7 +66,8 @@ REALTIME_S = 900
 
 def _check_status(doc: dict, ctx: Ctx) -> None:
     status = doc["Head"]["Status"]
-    if status.get("Code") != 0:
+    code = status.get("Code")
+    if code is None or to_int(code, "Status.Code") != 0:  # false is not 0 (the number rule)
         ctx.fail(f"Fronius status {status.get('Code')}: {status.get('Reason') or status.get('UserMessage')}")
 
 
@@ -74,8 +75,10 @@ def _register(node: dict, name: str, start: pd.Timestamp, ctx: Ctx):
     ch = node["Data"][name]
     scale = energy_unit_scale(ch.get("Unit"), ctx)
     values = ch["Values"] or {}
-    secs = np.array([int(k) for k in values], dtype="int64")
-    order = np.argsort(secs)
+    if not isinstance(values, dict):
+        ctx.fail(f"{name} Values is not an object keyed by seconds since Start")
+    secs = np.array([to_int(k, f"{name} key") for k in values], dtype="int64")
+    order = np.argsort(secs, kind="stable")
     secs = secs[order]
     vals = floats(list(values.values()))[order]
     return secs, vals * scale
@@ -95,7 +98,7 @@ def parse_archive(payload: bytes, ctx: Ctx) -> pd.DataFrame:
         channels = node.get("Data") or {}
         if PRODUCED in channels and not (PLUS in channels or MINUS in channels):
             start, end = timeutil.parse_aware(node["Start"]), timeutil.parse_aware(node["End"])
-            ctx.window = (start, end)
+            ctx.see_window([start, end])
             produced.append((node_key, start, end, *_register(node, PRODUCED, start, ctx)))
             continue
         if PLUS not in channels and MINUS not in channels:
@@ -104,7 +107,7 @@ def parse_archive(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             ctx.fail(f"{node_key}: grid needs both {PLUS} and {MINUS}")
         start = timeutil.parse_aware(node["Start"])
         end = timeutil.parse_aware(node["End"])
-        ctx.window = (start, end)
+        ctx.see_window([start, end])  # the declared window obeys the time rule (_common)
         regs = {}
         for name in (PLUS, MINUS):
             secs, kwh = _register(node, name, start, ctx)
@@ -146,13 +149,16 @@ def _produced(ctx: Ctx, nodes: list) -> pd.DataFrame | None:
         ctx.fail(f"inverter archive keys {keys.min()}..{keys.max()} s do not fit Start..End at {step} s steps")
     grid = np.arange(0, int(span_s) + 1, step, dtype="int64")  # every step starting in [Start, End]
     total = np.zeros(len(grid))
+    clash = np.zeros(len(grid), dtype=bool)
     for _, _, _, secs, kwh in nodes:
         per = np.full(len(grid), np.nan)
-        per[np.searchsorted(grid, secs)] = kwh
+        at = np.searchsorted(grid, secs)
+        per[at] = kwh  # keys "60" and "060" are one step: the last is kept, and a conflict is suspect
+        clash[at[conflicting_duplicates(secs, kwh)]] = True
         total += per  # a step one inverter lacks stays NaN: missing, never a partial sum
     starts = start + pd.to_timedelta(grid, unit="s")
     if step in NATIVE_S:
-        return rows(ctx, "pv_kwh", starts, total, "measured", step)
+        return rows(ctx, "pv_kwh", starts, total, np.where(clash, "suspect", "measured"), step)
     # an odd logging step: its running sum is a register, re-gridded like the meter's
     reading_t = start + pd.to_timedelta(np.r_[grid[:1], grid + step], unit="s")
     running = np.r_[0.0, np.cumsum(np.nan_to_num(total))]
@@ -172,7 +178,7 @@ def parse_power_flow(payload: bytes, ctx: Ctx) -> pd.DataFrame:
         battery_there = site.get("P_Akku") is not None
         socs = [to_float(inv.get("SOC")) for inv in (doc["Body"]["Data"].get("Inverters") or {}).values()
                 if isinstance(inv, dict) and "SOC" in inv and battery_there
-                and str(inv.get("Battery_Mode", "")).strip().lower() != "disabled"]
+                and (to_text(inv.get("Battery_Mode"), "Battery_Mode") or "").strip().lower() != "disabled"]
         recs.append(
             {
                 "t": timeutil.parse_aware(doc["Head"]["Timestamp"]),

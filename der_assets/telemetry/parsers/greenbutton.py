@@ -26,7 +26,14 @@ Quirks handled here:
   link are a ParseError that names the link and what differs; an exact repeat is one entry.
 - flowDirection 1 forward = import (+), 19 reverse = export (-), 4 net = import - export.
   When both forward and reverse are present they are netted per interval.
-- Interval length must be 300/900/3600 s (daily or billing-period readings are refused).
+- Interval length must be 300/900/3600 s (daily or billing-period readings are refused). Each
+  IntervalReading's own timePeriod.duration is its row's length (a block may mix lengths), and
+  a reading must lie inside its IntervalBlock's interval: one that does not contradicts its
+  block and is a ParseError naming it.
+- Two readings of one interval with the same value are one; with different values the last is
+  kept and flagged 'suspect' (so it reaches review), never silently chosen.
+- powerOfTenMultiplier must be one of the UnitMultiplierKind values of espi_4.0.xsd (-12, -9,
+  -6, -3, -2, -1, 0, 1, 2, 3, 6, 9, 12); timePeriod start and duration are whole seconds.
 - ReadingQuality/quality codes: 0, 14, 17, 18, 19 -> measured; 7, 8, 9, 11, 12, 13, 15 ->
   estimated; 10 (failed checks), 16 (other) and unknown codes -> suspect.
 - cost (hundred-thousandths of currency) is not telemetry and is ignored.
@@ -43,7 +50,7 @@ from defusedxml import ElementTree as SafeET
 from xml.etree.ElementTree import Element, ParseError as XMLSyntaxError
 
 from ..counters import combine_net, counter_to_intervals
-from ._common import Ctx, concat, from_counter
+from ._common import Ctx, concat, conflicting_duplicates, from_counter, to_float
 
 UOM_WH = "72"
 INTERVALS_S = (300, 900, 3600)
@@ -51,6 +58,16 @@ QUALITY = {0: "measured", 14: "measured", 17: "measured", 18: "measured", 19: "m
            7: "estimated", 8: "estimated", 9: "estimated", 11: "estimated", 12: "estimated",
            13: "estimated", 15: "estimated", 10: "suspect", 16: "suspect"}
 DIRECTIONS = {"1": "forward", "19": "reverse", "4": "net"}
+#: UnitMultiplierKind, espi_4.0.xsd
+MULTIPLIERS = (-12, -9, -6, -3, -2, -1, 0, 1, 2, 3, 6, 9, 12)
+
+
+def _whole(text: Optional[str], what: str) -> int:
+    """Whole seconds (or a code) from element text: digits with an optional sign, nothing else."""
+    s = (text or "").strip()
+    if not s.lstrip("+-").isdigit():
+        raise ValueError(f"{what} {text!r} is not a whole number")
+    return int(s)
 
 
 def _local(tag: str) -> str:
@@ -116,20 +133,35 @@ def _reading_type(rt: Element, ctx: Ctx) -> dict:
     flow = _text(rt, "flowDirection") or "1"
     if flow not in DIRECTIONS:
         ctx.fail(f"flowDirection {flow!r} not supported (1 forward, 19 reverse, 4 net)")
-    power = int(_text(rt, "powerOfTenMultiplier") or 0)
+    power = _whole(_text(rt, "powerOfTenMultiplier") or "0", "powerOfTenMultiplier")
+    if power not in MULTIPLIERS:
+        ctx.fail(f"powerOfTenMultiplier {power} is not a UnitMultiplierKind value {list(MULTIPLIERS)}")
     return {"kwh_per_unit": 10.0**power / 1000.0, "delta": acc == "4", "direction": DIRECTIONS[flow]}
 
 
 def _readings(block: Element, ctx: Ctx) -> pd.DataFrame:
     recs = []
+    interval = _child(block, "interval")
+    b_start = _text(interval, "start")
+    b_dur = _text(interval, "duration")
     for r in _children(block, "IntervalReading"):
         tp = _child(r, "timePeriod")
-        q = [int(_text(rq, "quality")) for rq in _children(r, "ReadingQuality") if _text(rq, "quality") is not None]
+        q = [_whole(_text(rq, "quality"), "ReadingQuality")
+             for rq in _children(r, "ReadingQuality") if _text(rq, "quality") is not None]
+        start, duration = _whole(_text(tp, "start"), "timePeriod start"), _whole(_text(tp, "duration"), "timePeriod duration")
+        if duration <= 0:
+            ctx.fail(f"IntervalReading at {start} has duration {duration} s")
+        if b_start is not None and b_dur is not None:
+            lo = _whole(b_start, "IntervalBlock start")
+            hi = lo + _whole(b_dur, "IntervalBlock duration")
+            if start < lo or start + duration > hi:
+                ctx.fail(f"IntervalReading {start}+{duration} s lies outside its IntervalBlock interval {lo}..{hi}")
+        value = _text(r, "value")
         recs.append(
             {
-                "start": int(_text(tp, "start")),
-                "duration": int(_text(tp, "duration")),
-                "value": float(_text(r, "value")) if _text(r, "value") is not None else np.nan,
+                "start": start,
+                "duration": duration,
+                "value": to_float(value) if value is not None else np.nan,
                 "quality": _worst([QUALITY.get(c, "suspect") for c in q]) if q else "measured",
             }
         )
@@ -217,7 +249,9 @@ def _rt_summary(e: dict) -> dict:
 def _collect(series, key, rt: dict, blocks: List[dict], ctx: Ctx) -> None:
     info = _reading_type(rt["res"], ctx)
     df = pd.concat([_readings(b["res"], ctx) for b in blocks], ignore_index=True)
-    df["t"] = pd.to_datetime(df["start"], unit="s", utc=True)
+    if len(df) and (df["start"].abs().max() > 9.2e9):
+        ctx.fail(f"timePeriod start {df['start'].abs().max()} is not an epoch second")
+    df["t"] = pd.to_datetime(df["start"].astype("int64"), unit="s", utc=True)
     ctx.see_window(df["t"])
     bad = sorted(set(df["duration"]) - set(INTERVALS_S))
     if info["delta"] and bad:
@@ -225,17 +259,26 @@ def _collect(series, key, rt: dict, blocks: List[dict], ctx: Ctx) -> None:
     series.setdefault(key, []).append((info, df))
 
 
-def _energy(info: dict, df: pd.DataFrame) -> tuple:
-    """(frame with interval_start/energy/quality/flag in kWh, interval_s) for one ReadingType."""
+def _energy(info: dict, df: pd.DataFrame) -> Dict[int, pd.DataFrame]:
+    """interval_s -> frame with interval_start/energy/quality/flag in kWh, for one ReadingType.
+
+    deltaData: each reading is the energy of its own timePeriod, so its duration is its row's
+    length; repeats of one interval keep the last, 'suspect' when the values differ."""
     if info["delta"]:
-        interval_s = int(df["duration"].mode().iloc[0])
-        df = df.sort_values("t").drop_duplicates("t", keep="last")
-        e = pd.DataFrame({"interval_start": df["t"], "energy": df["value"] * info["kwh_per_unit"],
-                          "quality": df["quality"], "flag": ""})
-        return e.reset_index(drop=True), interval_s
+        out = {}
+        for interval_s, g in df.groupby("duration", sort=True):
+            g = g.sort_values("t", kind="stable")
+            clash = conflicting_duplicates(g["t"].array.asi8, g["value"].to_numpy())
+            quality = g["quality"].to_numpy(dtype=object).copy()
+            quality[clash] = "suspect"
+            g = g.assign(quality=quality).drop_duplicates("t", keep="last")
+            e = pd.DataFrame({"interval_start": g["t"], "energy": g["value"] * info["kwh_per_unit"],
+                              "quality": g["quality"], "flag": ""})
+            out[int(interval_s)] = e.reset_index(drop=True)
+        return out
     interval_s = 900
-    e = counter_to_intervals(df["t"], df["value"] * info["kwh_per_unit"], interval_s=interval_s, max_gap_s=interval_s)
-    return e, interval_s
+    return {interval_s: counter_to_intervals(df["t"], df["value"] * info["kwh_per_unit"], interval_s=interval_s,
+                                             max_gap_s=interval_s)}
 
 
 def _to_rows(series, many_points: bool, ctx: Ctx) -> pd.DataFrame:
@@ -243,26 +286,25 @@ def _to_rows(series, many_points: bool, ctx: Ctx) -> pd.DataFrame:
     by_point: Dict[Optional[str], Dict[str, tuple]] = {}
     for (point, _rt), parts in series.items():
         for info, df in parts:
-            e, interval_s = _energy(info, df)
+            per_length = _energy(info, df)
             slot = by_point.setdefault(point, {})
             if info["direction"] in slot:
                 ctx.fail(f"two ReadingTypes with flowDirection {info['direction']} for one usage point")
-            slot[info["direction"]] = (e, interval_s)
+            slot[info["direction"]] = per_length
     for point, dirs in by_point.items():
         dev = ctx.device_id or (point.rstrip("/").rsplit("/", 1)[-1] if many_points and point else None)
         if "net" in dirs:
-            e, s = dirs["net"]
+            nets = dirs["net"]
         elif "forward" in dirs and "reverse" in dirs:
-            (f, s), (r, s2) = dirs["forward"], dirs["reverse"]
-            if s != s2:
-                ctx.fail(f"forward ({s} s) and reverse ({s2} s) interval lengths differ")
-            e = combine_net(f, r)
+            f, r = dirs["forward"], dirs["reverse"]
+            if set(f) != set(r):
+                ctx.fail(f"forward ({sorted(f)} s) and reverse ({sorted(r)} s) interval lengths differ")
+            nets = {s: combine_net(f[s], r[s]) for s in f}
         elif "forward" in dirs:
-            e, s = dirs["forward"]
+            nets = dirs["forward"]
         else:
-            r, s = dirs["reverse"]
-            e = r.assign(energy=-r["energy"])
-        frames.append(from_counter(ctx, "grid_kwh", e, s, device_id=dev))
+            nets = {s: r.assign(energy=-r["energy"]) for s, r in dirs["reverse"].items()}
+        frames.extend(from_counter(ctx, "grid_kwh", e, s, device_id=dev) for s, e in nets.items())
     return concat(frames)
 
 

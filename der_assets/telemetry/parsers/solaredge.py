@@ -53,7 +53,7 @@ import pandas as pd
 from .. import timeutil
 from ..counters import FLAG_GAP, combine_net, counter_to_intervals
 from ._common import (Ctx, concat, energy_unit_scale, floats, from_counter, load_json, over_nameplate, rows,
-                      soc_at_interval_end, spike_mask)
+                      soc_at_interval_end, spike_mask, to_text)
 
 TIME_UNITS_S = {"QUARTER_OF_AN_HOUR": 900, "HOUR": 3600}
 ENERGY_METERS = {"Production": "pv_kwh", "Consumption": "load_kwh"}
@@ -123,7 +123,7 @@ def _per_interval(ctx: Ctx, block: dict, *, scale_kwh, summed_quality: str, base
     interval_s = _interval_s(block, ctx)
     series: Dict[str, pd.DataFrame] = {}
     for meter in block["meters"]:
-        mtype = meter["type"]
+        mtype = to_text(meter["type"], "meter type")
         if mtype not in KNOWN_METERS:
             ctx.fail(f"unknown meter type {mtype!r}")
         labels, vals = _values(meter["values"])
@@ -216,7 +216,7 @@ def parse_meters(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     scale = energy_unit_scale(block.get("unit", "Wh"), ctx)
     frames, grid = [], []
     for meter in block["meters"]:
-        mtype = meter["meterType"]
+        mtype = to_text(meter["meterType"], "meterType")
         if mtype not in KNOWN_METERS:
             ctx.fail(f"unknown meterType {mtype!r}")
         serial = str(meter.get("meterSerialNumber") or ctx.device_id or ctx.site_id)

@@ -32,7 +32,7 @@ import pandas as pd
 from .. import timeutil
 from ..counters import counter_to_intervals
 from ._common import (Ctx, concat, from_counter, load_json_docs, power_to_intervals, rows, soc_at_interval_end,
-                      to_float, unwrap_polls)
+                      to_float, to_text, unwrap_polls)
 
 INTERVAL_S = 900
 LABEL_FMT = "%Y-%m-%d %H:%M:%S"
@@ -94,7 +94,9 @@ def parse_powermeter(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             ctx.fail("powermeter body must be a list of meters")
         t = t if t is not None else ctx.received_at
         for m in body:
-            recs.append({"t": t, "direction": m["direction"], "kwh": to_float(m["kwh_imported"])})
+            if not isinstance(m, dict):
+                ctx.fail(f"powermeter entry {m!r} is not an object")
+            recs.append({"t": t, "direction": to_text(m["direction"], "direction"), "kwh": to_float(m["kwh_imported"])})
     df = pd.DataFrame(recs, columns=["t", "direction", "kwh"])
     ctx.see_window(df["t"])
     frames = []

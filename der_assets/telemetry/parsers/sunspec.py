@@ -34,17 +34,21 @@ import numpy as np
 import pandas as pd
 
 from ..counters import counter_to_intervals
-from ._common import Ctx, concat, from_counter, load_json_docs, rows, soc_at_interval_end, to_float
+from ._common import Ctx, concat, from_counter, load_json_docs, rows, soc_at_interval_end, to_float, to_int
 
 FORMAT = "der_assets.sunspec_snapshot/1"
 INTERVAL_S = 900
 INVERTER_MODELS = (101, 102, 103)
+#: sunssf scale factors range -10..10 (SunSpec Information Model Specification, "sunssf")
+SF_RANGE = range(-10, 11)
 SOC_POINTS = ((802, "SoC"), (713, "SoC"), (124, "ChaState"))
 
 
 def _points(doc: dict, model_id: int):
     for m in doc["models"]:
-        if int(m["id"]) == model_id and m.get("points") is not None:
+        if to_int(m["id"], "model id") == model_id and m.get("points") is not None:
+            if not isinstance(m["points"], dict):
+                raise ValueError(f"model {model_id} points are not an object")
             return m["points"]
     return None
 
@@ -61,6 +65,10 @@ def parse_snapshot(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             ctx.fail(f"polled_at {doc['polled_at']!r} has no UTC offset")
         inv = next((p for p in (_points(doc, m) for m in INVERTER_MODELS) if p is not None), None)
         wh, wh_sf = (to_float(inv.get("WH")), inv.get("WH_SF")) if inv else (np.nan, None)
+        if wh_sf is not None:
+            wh_sf = to_int(wh_sf, "WH_SF")
+            if wh_sf not in SF_RANGE:
+                ctx.fail(f"WH_SF {wh_sf} is outside the SunSpec scale-factor range -10..10")
         soc = np.nan
         for model_id, name in SOC_POINTS:
             p = _points(doc, model_id)
