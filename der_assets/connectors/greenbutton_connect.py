@@ -283,7 +283,8 @@ class ConnectClient:
     """OAuth and resource requests to one data custodian, within its request budget."""
 
     def __init__(self, settings: ConnectSettings, *, store: Optional[TokenStore] = None, clock: Clock = utc_now,
-                 wall: Callable[[], float] = time.time, retry: RetryPolicy = RetryPolicy(), sleep: Sleep = asyncio.sleep,
+                 wall: Callable[[], float] = time.time, retry: RetryPolicy = RetryPolicy(),
+                 sleep: Sleep = asyncio.sleep,
                  transport=None, per_minute: Optional[int] = None):
         self.settings = settings
         self.store = store or TokenStore(settings.token_file)
@@ -340,12 +341,13 @@ class ConnectClient:
 
     def _grant(self, answer: dict, previous: Optional[Grant]) -> Grant:
         expires_in = answer.get("expires_in")
-        return Grant(refresh_token=answer.get("refresh_token") or (previous.refresh_token if previous else ""),
+        before = previous or Grant(refresh_token="")
+        return Grant(refresh_token=answer.get("refresh_token") or before.refresh_token,
                      access_token=answer["access_token"],
                      expires_at=self.wall() + float(expires_in) if expires_in is not None else None,
-                     resource_uri=answer.get("resourceURI") or (previous.resource_uri if previous else None),
-                     authorization_uri=answer.get("authorizationURI") or (previous.authorization_uri if previous else None),
-                     scope=answer.get("scope") or (previous.scope if previous else None))
+                     resource_uri=answer.get("resourceURI") or before.resource_uri,
+                     authorization_uri=answer.get("authorizationURI") or before.authorization_uri,
+                     scope=answer.get("scope") or before.scope)
 
     async def exchange_code(self, code: str) -> str:
         """The redirect's code for tokens ([RFC 6749] 4.1.3); stored; returns the authorization's store key."""

@@ -43,7 +43,8 @@ def land_answer(engine, payload: RawPayload, log) -> tuple[int, list[str]]:
             end = rows["interval_start"].max() + pd.to_timedelta(rows["interval_s"].max(), unit="s")
             window = (rows["interval_start"].min(), end)
     except ParseError as exc:
-        log.warning(f"Green Button Connect, site {payload.site_id}: {exc}")  # landed anyway; meter_intervals quarantines it
+        # landed anyway: meter_intervals quarantines it with this message
+        log.warning(f"Green Button Connect, site {payload.site_id}: {exc}")
     landed = land(engine, payload.content, source=payload.source, endpoint=payload.endpoint, site_id=payload.site_id,
                   received_at=payload.received_at,
                   window_start=None if window[0] is None else window[0].to_pydatetime(),
@@ -67,7 +68,8 @@ def greenbutton_connect_sensor(context: dg.SensorEvaluationContext, warehouse: W
     """Pull Green Button Connect for the utilities on it, land each answer raw, rebuild the days it covers."""
     edcs = ami_connect_edcs()
     if edcs is None:
-        return dg.SkipReason("no utility is on Green Button Connect (DER_AMI_CONNECT_EDCS unset): AMI comes from the inbox")
+        return dg.SkipReason("no utility is on Green Button Connect (DER_AMI_CONNECT_EDCS unset): "
+                             "AMI comes from the inbox")
     try:
         settings = gbc.connect_settings()
     except SettingsError as exc:

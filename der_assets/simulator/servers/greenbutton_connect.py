@@ -301,11 +301,17 @@ def build_app(hub: TwinHub, *, client_id: str, client_secret: str, refresh_token
     oauth.authorizations["1"] = _Authorization("1", sorted(custodian.meter_of), scope, refresh_token, hub.start)
     limiter = _RateLimit(*rate_limit) if rate_limit is not None else None
 
+    def limited() -> Response | None:
+        """A 429 with Retry-After (whole seconds until a slot frees) when the client is over its limit."""
+        if limiter is not None and (wait := limiter.admit(client_id)) is not None:
+            return JSONResponse({"error": "rate_limit_exceeded"}, status_code=429,
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        return None
+
     def guarded(handler):
         async def endpoint(request: Request):
-            if limiter is not None and (wait := limiter.admit(client_id)) is not None:
-                return JSONResponse({"error": "rate_limit_exceeded"}, status_code=429,
-                                    headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            if (refused := limited()) is not None:
+                return refused
             auth, refused = oauth.bearer(request)
             if refused is not None:
                 return refused
@@ -320,6 +326,14 @@ def build_app(hub: TwinHub, *, client_id: str, client_secret: str, refresh_token
     def site_in(request: Request, auth: _Authorization) -> str | None:
         site = custodian.site_of_meter.get(request.path_params.get("up", ""))
         return site if site in auth.sites else None
+
+    def point(request: Request, auth: _Authorization) -> tuple[str, dict] | Response:
+        """(site, hrefs) of the usage point in the path, or the 403/404 that refuses it."""
+        if (refused := subscription(request, auth)) is not None:
+            return refused
+        if (site := site_in(request, auth)) is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return site, custodian.hrefs(_base(request), auth.auth_id, site)
 
     def bounds(request: Request):
         return (parse_bound(request.query_params.get("published-min")),
@@ -348,19 +362,15 @@ def build_app(hub: TwinHub, *, client_id: str, client_secret: str, refresh_token
         return custodian.feed(f"{base}{ROOT}/Subscription/{sub}/UsagePoint", "UsagePoints", entries)
 
     async def one_usage_point(request: Request, auth: _Authorization):
-        if (refused := subscription(request, auth)) is not None:
-            return refused
-        if (site := site_in(request, auth)) is None:
-            return JSONResponse({"error": "not_found"}, status_code=404)
-        h = custodian.hrefs(_base(request), auth.auth_id, site)
+        if isinstance(found := point(request, auth), Response):
+            return found
+        site, h = found
         return custodian.feed(h["up"], "UsagePoint", [custodian.usage_point_entry(h, site)])
 
     async def meter_readings(request: Request, auth: _Authorization):
-        if (refused := subscription(request, auth)) is not None:
-            return refused
-        if (site := site_in(request, auth)) is None:
-            return JSONResponse({"error": "not_found"}, status_code=404)
-        h = custodian.hrefs(_base(request), auth.auth_id, site)
+        if isinstance(found := point(request, auth), Response):
+            return found
+        _, h = found
         return custodian.feed(f"{h['up']}/MeterReading", "MeterReadings",
                               [custodian.meter_reading_entry(h, d, t) for d, _, t in DIRECTIONS])
 
@@ -369,26 +379,24 @@ def build_app(hub: TwinHub, *, client_id: str, client_secret: str, refresh_token
         return {f"{i:02d}": d for i, (d, _, _) in enumerate(DIRECTIONS, start=1)}.get(n)
 
     async def one_meter_reading(request: Request, auth: _Authorization):
-        if (refused := subscription(request, auth)) is not None:
-            return refused
-        site, direction = site_in(request, auth), direction_of(request)
-        if site is None or direction is None:
+        if isinstance(found := point(request, auth), Response):
+            return found
+        if (direction := direction_of(request)) is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
-        h = custodian.hrefs(_base(request), auth.auth_id, site)
+        _, h = found
         title = dict((d, t) for d, _, t in DIRECTIONS)[direction]
         return custodian.feed(h["mr"][direction], "MeterReading", [custodian.meter_reading_entry(h, direction, title)])
 
     async def interval_blocks(request: Request, auth: _Authorization):
-        if (refused := subscription(request, auth)) is not None:
-            return refused
-        site, direction = site_in(request, auth), direction_of(request)
-        if site is None or direction is None:
+        if isinstance(found := point(request, auth), Response):
+            return found
+        if (direction := direction_of(request)) is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
         try:
             lo, hi = bounds(request)
         except ValueError as exc:
             return bad(exc)
-        h = custodian.hrefs(_base(request), auth.auth_id, site)
+        site, h = found
         blocks = await run_in_threadpool(lambda: custodian.block_entries(h, site, custodian.days(site, lo, hi)))
         return custodian.feed(f"{h['mr'][direction]}/IntervalBlock", "IntervalBlocks", blocks[direction])
 
@@ -447,9 +455,8 @@ def build_app(hub: TwinHub, *, client_id: str, client_secret: str, refresh_token
         return RedirectResponse(f"{redirect}{'&' if '?' in redirect else '?'}{urlencode(params)}", status_code=302)
 
     async def token(request: Request):
-        if limiter is not None and (wait := limiter.admit(client_id)) is not None:
-            return JSONResponse({"error": "rate_limit_exceeded"}, status_code=429,
-                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        if (refused := limited()) is not None:
+            return refused
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return JSONResponse({"error": "invalid_request",
                                  "error_description": "the body must be application/x-www-form-urlencoded"},
