@@ -2,7 +2,7 @@
 
 Every body of an endpoint is decoded once through a typed shape (msgspec) that admits only JSON
 numbers or null where the one-body parser reads numbers (no strings, booleans, NaN literals or
-integers past 18 digits), and its site-local labels are resolved to UTC per site zone, each
+overflowing numbers), and its site-local labels are resolved to UTC per site zone, each
 zone's distinct labels at once. What this module reads is the plain case; the rest is left to
 the one-body parser, which reads it or says why not:
 
@@ -35,7 +35,7 @@ import pandas as pd
 from der_assets.telemetry import timeutil
 from der_assets.telemetry.batch import Batch, BatchContext, Part
 from der_assets.telemetry.errors import ParseError
-from der_assets.telemetry.parsers._common import Ctx, energy_unit_scale
+from der_assets.telemetry.parsers._common import EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx, energy_unit_scale
 from der_assets.telemetry.parsers.enphase import _spikes as segment_spikes  # spike_mask per segment
 from der_assets.telemetry.parsers.solaredge import (ENERGY_METERS, GRID_METERS, KNOWN_METERS, LABEL_FMT,
                                                     TELEMETRY_S, TIME_UNITS_S)
@@ -45,7 +45,6 @@ NS = 10**9
 _MEASURED, _ESTIMATED, _MISSING, _SUSPECT = (QUALITY_CODE[q] for q in ("measured", "estimated", "missing",
                                                                         "suspect"))
 _LABEL = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\Z")
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # load_json sends these to the stdlib decoder: so do we
 _EXACT_WH = 2.0**53  # whole-Wh registers below this difference and sum exactly in float64
 _Num = Optional[float]  # a JSON number or null; msgspec refuses strings, booleans and 1e400
 
@@ -102,8 +101,12 @@ _POWER_KW = {"W": 1e-3, "kW": 1.0}  # parse_power_details' units
 
 
 def _decodable(body) -> bool:
-    """load_json's contract (bytes, valid UTF-8 throughout) and the number forms msgspec reads alike."""
-    if not isinstance(body, (bytes, bytearray)) or _LONG_DIGITS.search(body):
+    """load_json's contract: bytes, valid UTF-8 throughout (msgspec does not check skipped fields).
+
+    Numbers need no check: msgspec rounds a number to the nearest double as Python's float() does
+    (load_json's stdlib path for 19+ digits included) and refuses what overflows, as to_float does.
+    """
+    if not isinstance(body, (bytes, bytearray)):
         return False
     if body.isascii():
         return True
@@ -178,6 +181,25 @@ def _bodies_of(rows_bad: np.ndarray, seg_body: np.ndarray, seg_rows: np.ndarray)
     return np.unique(seg_body[seg])
 
 
+def _time_rule(start: np.ndarray, seg_body: np.ndarray, seg_rows: np.ndarray, ceiling_ns: np.ndarray,
+               n_bodies: int) -> np.ndarray:
+    """Bodies that break the parsers' time rule (parsers/_common.py): an instant before EARLIEST or
+    after received + FUTURE_SLACK (ceiling_ns, per body), or instants of one body more than MAX_SPAN
+    apart. The parser checks the span per meter; per body is stricter, and stricter only costs speed."""
+    bad = np.zeros(n_bodies, dtype=bool)
+    row_body = np.repeat(seg_body, seg_rows)
+    out = (start < EARLIEST.value) | (start > ceiling_ns[row_body])
+    bad[np.unique(row_body[out])] = True
+    if len(start):
+        lo = np.full(n_bodies, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(n_bodies, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(lo, row_body, start)
+        np.maximum.at(hi, row_body, start)
+        has = hi >= lo
+        bad[has] |= (hi[has] - lo[has]) > MAX_SPAN.value
+    return bad
+
+
 def _within_segments(values: np.ndarray, seg_rows: np.ndarray) -> np.ndarray:
     """Mask of the diffs of `values` that lie inside one segment (not across two)."""
     inside = np.ones(max(len(values) - 1, 0), dtype=bool)
@@ -207,7 +229,7 @@ def _block_scale(endpoint: str, block: _Block) -> Optional[float]:
 
 
 _NO_CTX = Ctx(source="solaredge", endpoint="energyDetails", site_id="batch", received_at=pd.Timestamp(0, tz="UTC"))
-_GET_DATE, _GET_VALUE, _GET_TYPE = attrgetter("date"), attrgetter("value"), attrgetter("type")
+_GET_DATE, _GET_VALUE = attrgetter("date"), attrgetter("value")
 
 
 def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) -> Batch:
@@ -273,6 +295,9 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
         wrong[1:] |= step_bad
     if wrong.any():
         bad[_bodies_of(wrong, seg_body, seg_rows)] = True
+    taken_arr = np.asarray(taken, dtype=np.int64)
+    ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
+    bad |= _time_rule(start, seg_body, seg_rows, ceiling, len(taken))
     offsets = np.concatenate([[0], np.cumsum(seg_rows)])
     purchased = np.flatnonzero(seg_kind == "Purchased")
     feed_in = np.flatnonzero(seg_kind == "FeedIn")
@@ -284,12 +309,24 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
                                                             start[offsets[f]:offsets[f + 1]]):
             bad[seg_body[p]] = True  # the parser's outer merge on other labels: its to read
 
-    value = raw * np.repeat(np.asarray(seg_scale, dtype=np.float64), seg_rows)
-    suspect = segment_spikes(value, seg_rows)
+    with np.errstate(over="ignore"):
+        value = raw * np.repeat(np.asarray(seg_scale, dtype=np.float64), seg_rows)
+    # the number rule: a product that overflows is no value (rows() refuses it); neither is a grid
+    # difference that does
+    overflow = np.isinf(value)
+    if overflow.any():
+        bad[_bodies_of(overflow, seg_body, seg_rows)] = True
+    same = seg_rows[purchased] == seg_rows[feed_in]  # a pair on other labels is already left out
+    p_all, f_all = _segment_rows(purchased[same], offsets), _segment_rows(feed_in[same], offsets)
+    with np.errstate(over="ignore", invalid="ignore"):
+        overflow = np.isinf(value[p_all] - value[f_all])
+    if overflow.any():
+        bad[_bodies_of(overflow, seg_body[purchased[same]], seg_rows[purchased[same]])] = True
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = segment_spikes(value, seg_rows)
     quality = np.full(len(value), base, dtype=np.int8)
     quality[suspect] = _SUSPECT
     seg_keep = ~bad[seg_body]
-    taken_arr = np.asarray(taken, dtype=np.int64)
     parts = []
     for kind, channel in ENERGY_METERS.items():
         segs = np.flatnonzero((seg_kind == kind) & seg_keep)
@@ -388,8 +425,10 @@ def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
         wrong[1:] |= step & inside
     bad = np.zeros(len(taken), dtype=bool)
     bad[np.unique(body_of_row[wrong])] = True
-    keep = ~bad[body_of_row]
     taken_arr = np.asarray(taken, dtype=np.int64)
+    ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
+    bad |= _time_rule(t, np.arange(len(taken)), lengths, ceiling, len(taken))
+    keep = ~bad[body_of_row]
     kept = np.flatnonzero(~bad)
 
     # battery_kwh: one interval between each two consecutive readings of a body
