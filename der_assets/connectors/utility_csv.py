@@ -6,8 +6,8 @@ payload's endpoint (source `utility_csv`, endpoint = the mapping's name), so eve
 rebuild reads it the same way.
 
 Site: the registry meter id found in the file name (longest wins, as for Green Button files),
-else the account number the file's preamble names ("Account Number,..." in the Opower layouts)
-matched to the registry's `edc_account`.
+else in the layout's meter column, else the account number the file's preamble names
+("Account Number,..." in the Opower layouts) matched to the registry's `edc_account`.
 
 Mapping, first that applies:
 1. the site's EDC in the registry (`edc`, e.g. PECO) named by a mapping's `edc` list;
@@ -55,17 +55,17 @@ def choose(file_name: str, content: bytes, *, meters: MappingABC[str, str], acco
     meters: meter_id -> site_id; accounts: edc_account -> site_id; edc_of_site: site_id -> edc
     (all from the registry).
     """
-    from der_assets.telemetry.parsers.utility_csv import account_number, matching_mappings, shipped_mappings
+    from der_assets.telemetry.parsers.utility_csv import account_number, matching_mappings, meter_ids, shipped_mappings
 
     known = shipped_mappings()
     signature = matching_mappings(content)
     site = meter_site(file_name, meters)
-    if site is None:
-        for name in signature:
-            acct = account_number(content, known[name])
-            if acct and acct in accounts:
-                site = accounts[acct]
-                break
+    for name in signature if site is None else ():
+        acct = account_number(content, known[name])
+        site = next((meters[mid] for mid in meter_ids(content, known[name]) if mid in meters),
+                    accounts.get(acct) if acct else None)
+        if site is not None:
+            break
     edc = (edc_of_site.get(site) or "").strip().lower() if site else ""
     by_edc = [n for n, m in known.items() if edc and edc in {e.strip().lower() for e in m.edc}]
     if len(by_edc) == 1:

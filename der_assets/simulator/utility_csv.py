@@ -91,7 +91,7 @@ def _quality_word(m: Mapping, quality: str) -> str:
     return words[0] if words else quality  # a word the mapping lacks reads back as suspect
 
 
-def _row(m: Mapping, t: Table, label: tuple, kwh: float, quality: str, decimals: int) -> list[str]:
+def _row(m: Mapping, t: Table, label: tuple, kwh: float, quality: str, decimals: int, meter: str = "") -> list[str]:
     a, b = label
     cells = {h: "" for h in t.header}
     value = "" if quality == "missing" or not np.isfinite(kwh) else f"{kwh:.{decimals}f}"
@@ -113,11 +113,13 @@ def _row(m: Mapping, t: Table, label: tuple, kwh: float, quality: str, decimals:
         cells[t.units_column] = m.units
     if t.type_column:
         cells[t.type_column] = t.type_value
+    if t.meter:
+        cells[t.meter] = meter
     return [cells[h] for h in t.header]
 
 
 def write_layout(m: Mapping, frame: pd.DataFrame, *, tz: str, interval_s: int = INTERVAL_S,
-                 account: str = "0000000000", location: str = "", decimals: int = 3) -> bytes:
+                 account: str = "0000000000", location: str = "", decimals: int = 3, meter: str = "") -> bytes:
     """Intervals as the layout's CSV. frame: interval_start (UTC), grid_kwh (net, import +) or
     delivered_kwh and received_kwh, and quality (measured / estimated / missing)."""
     f = frame.sort_values("interval_start").reset_index(drop=True)
@@ -135,7 +137,7 @@ def write_layout(m: Mapping, frame: pd.DataFrame, *, tz: str, interval_s: int = 
         t = roles["net"]
         w.writerow(list(t.header))
         for lab, v, q in zip(labels, grid.to_numpy(dtype=float), quality, strict=True):
-            w.writerow(_row(m, t, lab, v, q, decimals))
+            w.writerow(_row(m, t, lab, v, q, decimals, meter))
         return out.getvalue().encode("utf-8")
     delivered = f["delivered_kwh"] if "delivered_kwh" in f else f["grid_kwh"].clip(lower=0)
     received = f["received_kwh"] if "received_kwh" in f else (-f["grid_kwh"]).clip(lower=0)
@@ -154,7 +156,7 @@ def write_layout(m: Mapping, frame: pd.DataFrame, *, tz: str, interval_s: int = 
             w.writerow(list(t.header))
             v = values.to_numpy(dtype=float)
             for i in idx:
-                w.writerow(_row(m, t, labels[i], v[i], quality[i], decimals))
+                w.writerow(_row(m, t, labels[i], v[i], quality[i], decimals, meter))
             out.write("\n")
     return out.getvalue().encode("utf-8")
 
@@ -176,4 +178,4 @@ def day_csv(hub: TwinHub, site_id: str, day: dt.date, layout: str) -> bytes:
     account, address = site.get("edc_account"), site.get("address")
     return write_layout(shipped_mappings()[layout], frame, tz=tz,
                         account=str(account) if pd.notna(account) and str(account) else "0000000000",
-                        location=str(address) if pd.notna(address) else "")
+                        location=str(address) if pd.notna(address) else "", meter=str(site["meter_id"]))

@@ -200,6 +200,7 @@ ONE_COLUMN = """
     [[tables]]
     header = ["Meter", "Interval", "Value", "DST"]
     role = "net"
+    meter = "Meter"
     timestamp = "Interval"
     value = "Value"
     dst_column = "DST"
@@ -222,6 +223,18 @@ def test_ending_labels_on_fall_back(tmp_path):
     df = read(m, text)
     assert df["interval_start"].iloc[0] == pd.Timestamp("2026-11-01T04:30Z")
     assert (df["interval_start"].diff().dropna() == pd.Timedelta(minutes=15)).all() and len(df) == 10
+
+
+def test_a_file_of_two_meters_gives_each_its_device(tmp_path):
+    m = custom(tmp_path, ONE_COLUMN.format(label="beginning", units="kWh", mode="order"))
+    # both meters repeat 01:00 on the fall-back day; the order counts per meter
+    text = ("Meter,Interval,Value,DST\nM1,2026-11-01 01:00,1,\nM2,2026-11-01 01:00,10,\n"
+            "M1,2026-11-01 01:00,2,\nM2,2026-11-01 01:00,20,\n")
+    df = read(m, text)
+    got = {(d, v): t for d, v, t in zip(df["device_id"], df["value"], df["interval_start"], strict=True)}
+    assert got == {("M1", 1.0): pd.Timestamp("2026-11-01T05:00Z"), ("M1", 2.0): pd.Timestamp("2026-11-01T06:00Z"),
+                   ("M2", 10.0): pd.Timestamp("2026-11-01T05:00Z"), ("M2", 20.0): pd.Timestamp("2026-11-01T06:00Z")}
+    assert ucsv.meter_ids(text.encode(), m) == ["M1", "M2"]
 
 
 def test_kw_demand_becomes_energy(tmp_path):

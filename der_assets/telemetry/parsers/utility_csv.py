@@ -25,6 +25,8 @@ What a mapping holds (see the shipped files for worked examples):
   wall hour the file repeats on the fall-back day: 1 where the labels follow the clock, 2 where
   the utility writes the repeated hour as 02:00-02:59 (SCE, seen in a real export). A label in
   the spring-forward gap never happened: refused, naming the row.
+- `meter` (a table's column, optional): the meter id on each row; a file of several meters gives
+  each its own device_id, as the ESPI parser does for several usage points.
 - `[quality_map]`: the layout's reading-quality words -> measured / estimated / missing;
   an unknown word is `suspect` (and noted). A blank value cell is a `missing` row, never 0.
 
@@ -48,7 +50,7 @@ import pandas as pd
 
 from .. import timeutil
 from ..schema import INTERVALS_S
-from ._common import Ctx, rows
+from ._common import Ctx, concat, rows
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "utility_csv"
 ROLES = ("net", "delivered", "received")
@@ -80,6 +82,7 @@ class Table:
     dst_column: Optional[str] = None
     type_column: Optional[str] = None
     type_value: Optional[str] = None
+    meter: Optional[str] = None  # a meter id column: a file may hold several meters
 
     def matches(self, cells: List[str]) -> bool:
         keys = [_key(c) for c in cells]
@@ -188,6 +191,7 @@ class _Read:
     quality: str
     unit: Optional[str]
     dst: str
+    meter: str = ""
 
 
 def _col(table: Table, index: Dict[str, int], name: Optional[str], line: int, ctx: Ctx) -> Optional[int]:
@@ -279,7 +283,7 @@ def read_rows(m: Mapping, payload: bytes, ctx: Ctx) -> List[_Read]:
                 index = {_key(c): i for i, c in enumerate(cells) if c.strip()}
                 ix = {k: _col(hit, index, getattr(hit, k), line, ctx)
                       for k in ("value", "date", "start", "end", "period", "timestamp", "quality", "units_column",
-                                "dst_column", "type_column")}
+                                "dst_column", "type_column", "meter")}
                 continue
             if table is None:
                 continue  # preamble (name, address, account, section titles)
@@ -296,7 +300,8 @@ def read_rows(m: Mapping, payload: bytes, ctx: Ctx) -> List[_Read]:
                 if quality == "missing":
                     value = float("nan")
             out.append(_Read(table.role, n_table, line, label, length, value, quality,
-                             _cell(cells, ix["units_column"]) or None, _cell(cells, ix["dst_column"])))
+                             _cell(cells, ix["units_column"]) or None, _cell(cells, ix["dst_column"]),
+                             _cell(cells, ix["meter"])))
     except csv.Error as exc:
         ctx.fail(f"row {reader.line_num}: unreadable CSV ({exc})")
     if not out:
@@ -333,8 +338,8 @@ def _relabel_shifted_hour(m: Mapping, reads: List[_Read], tz: str) -> List[dt.da
     for r, x in zip(reads, labels):
         wall = folds.get(x.date())
         if wall is not None and x.hour == m.dst_repeated_hour and m.dst_repeated_hour != wall.hour:
-            n = seen.get((r.table, x), 0)
-            seen[(r.table, x)] = n + 1
+            n = seen.get((r.table, r.meter, x), 0)
+            seen[(r.table, r.meter, x)] = n + 1
             if n == 0:
                 x = x - dt.timedelta(hours=m.dst_repeated_hour - wall.hour)
         out.append(x)
@@ -362,10 +367,10 @@ def _to_utc(m: Mapping, reads: List[_Read], tz: str, ctx: Ctx) -> tuple:
     labels = _relabel_shifted_hour(m, reads, tz)
     utc = np.empty(len(reads), dtype="datetime64[ns]")
     status = np.empty(len(reads), dtype=object)
-    tables: Dict[int, List[int]] = {}
+    tables: Dict[tuple, List[int]] = {}
     for i, r in enumerate(reads):
-        tables.setdefault(r.table, []).append(i)
-    for positions in tables.values():  # the order of a repeated label counts within one table
+        tables.setdefault((r.table, r.meter), []).append(i)
+    for positions in tables.values():  # the order of a repeated label counts within one table and meter
         naive = pd.DatetimeIndex([labels[i] for i in positions])
         loc = timeutil.localize_labels(naive, tz)
         st = loc["status"].to_numpy(dtype=object)
@@ -398,8 +403,8 @@ def _interval_s(m: Mapping, reads: List[_Read], utc: pd.DatetimeIndex, ctx: Ctx)
         s = int(pd.Series(lengths).mode().min())
     else:
         steps = []
-        for tab in sorted({r.table for r in reads}):
-            u = np.sort(utc[[i for i, r in enumerate(reads) if r.table == tab]].asi8)
+        for tab in sorted({(r.table, r.meter) for r in reads}):
+            u = np.sort(utc[[i for i, r in enumerate(reads) if (r.table, r.meter) == tab]].asi8)
             steps.extend((np.diff(u) // 10**9).tolist())
         steps = [x for x in steps if x > 0]
         if not steps:
@@ -432,7 +437,8 @@ def parse_with(m: Mapping, payload: bytes, ctx: Ctx) -> pd.DataFrame:
     interval_s = _interval_s(m, reads, utc, ctx)
     starts = utc - pd.Timedelta(seconds=interval_s) if m.label == "ending" else utc
     ctx.see_window(starts)
-    frame = pd.DataFrame({"role": [r.role for r in reads], "start": starts, "kwh": _kwh(m, reads, interval_s, ctx),
+    frame = pd.DataFrame({"meter": [r.meter for r in reads], "role": [r.role for r in reads], "start": starts,
+                          "kwh": _kwh(m, reads, interval_s, ctx),
                           "quality": [r.quality for r in reads], "line": [r.line for r in reads], "status": status})
     lone = frame["status"] == timeutil.FOLD_UNKNOWN
     if lone.any():
@@ -440,13 +446,16 @@ def parse_with(m: Mapping, payload: bytes, ctx: Ctx) -> pd.DataFrame:
                  f"{frame.loc[lone, 'line'].min()}-{frame.loc[lone, 'line'].max()}): placed on daylight time "
                  "and flagged suspect")
         frame.loc[lone & (frame["quality"] != "missing"), "quality"] = "suspect"
-    dup = frame.duplicated(["role", "start"], keep=False)
+    dup = frame.duplicated(["meter", "role", "start"], keep=False)
     if dup.any():
         first = frame[dup].sort_values("line")
-        a, b = first["line"].iloc[0], first[first["start"] == first["start"].iloc[0]]["line"].iloc[1]
-        ctx.fail(f"rows {a} and {b} are the same {first['role'].iloc[0]} interval "
-                 f"{first['start'].iloc[0]:%Y-%m-%dT%H:%MZ}")
-    return rows(ctx, "grid_kwh", *_net(frame, ctx), interval_s)
+        same = first[(first["start"] == first["start"].iloc[0]) & (first["meter"] == first["meter"].iloc[0])]
+        ctx.fail(f"rows {same['line'].iloc[0]} and {same['line'].iloc[1]} are the same {first['role'].iloc[0]} "
+                 f"interval {first['start'].iloc[0]:%Y-%m-%dT%H:%MZ}")
+    meters = sorted(frame["meter"].unique())
+    # one meter: the rows are the site's; several: each meter its own device, as ESPI's usage points
+    return concat([rows(ctx, "grid_kwh", *_net(frame[frame["meter"] == mid], ctx), interval_s,
+                        device_id=mid if len(meters) > 1 else None) for mid in meters])
 
 
 def _net(frame: pd.DataFrame, ctx: Ctx) -> tuple:
@@ -494,6 +503,26 @@ def matching_mappings(payload: bytes) -> List[str]:
     except (UnicodeDecodeError, csv.Error):
         return []
     return [name for name, m in shipped_mappings().items() if any(t.matches(c) for t in m.tables for c in lines)]
+
+
+def meter_ids(payload: bytes, m: Mapping) -> List[str]:
+    """The meter ids the file's meter column holds (empty when the layout has none or the file is unreadable)."""
+    try:
+        lines = list(csv.reader(io.StringIO(bytes(payload).decode("utf-8-sig"), newline="")))
+    except (UnicodeDecodeError, csv.Error):
+        return []
+    out: List[str] = []
+    col = None
+    for cells in lines:
+        hit = next((t for t in m.tables if t.matches(cells)), None)
+        if hit is not None:
+            keys = [_key(c) for c in cells]
+            col = keys.index(_key(hit.meter)) if hit.meter and _key(hit.meter) in keys else None
+        elif not any(c.strip() for c in cells):
+            col = None
+        elif col is not None and col < len(cells) and cells[col].strip() and cells[col].strip() not in out:
+            out.append(cells[col].strip())
+    return out
 
 
 def account_number(payload: bytes, m: Mapping) -> Optional[str]:
