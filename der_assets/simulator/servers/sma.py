@@ -98,9 +98,12 @@ def measurement_set(hub: TwinHub, plant: _Plant, period: str, query, *, device: 
     else:
         return 400, {"message": f"period {period!r} not served by the twin (Day, Recent)"}
     step_s = int(hub.interval_s)
-    stamps = frame["interval_start"] + (pd.Timedelta(seconds=step_s) if time_label == "end" else pd.Timedelta(0))
-    labels = stamps.dt.tz_convert(plant.tz).dt.strftime(LABEL_FMT).tolist()
-    wh = (frame["pv_kwh"] * 1000.0).round(3).tolist()
+    if frame.empty:  # before the first step has elapsed: the real API's empty set, not a 500
+        labels, wh = [], []
+    else:
+        stamps = frame["interval_start"] + (pd.Timedelta(seconds=step_s) if time_label == "end" else pd.Timedelta(0))
+        labels = pd.to_datetime(stamps, utc=True).dt.tz_convert(plant.tz).dt.strftime(LABEL_FMT).tolist()
+        wh = (frame["pv_kwh"] * 1000.0).round(3).tolist()
     if energy:
         entries = [{"time": t, "pvGeneration": v} for t, v in zip(labels, wh, strict=True)]
     else:
