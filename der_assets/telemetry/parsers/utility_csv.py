@@ -194,7 +194,7 @@ class _Read:
     meter: str = ""
 
 
-def _col(table: Table, index: Dict[str, int], name: Optional[str], line: int, ctx: Ctx) -> Optional[int]:
+def _col(index: Dict[str, int], name: Optional[str], line: int, ctx: Ctx) -> Optional[int]:
     if name is None:
         return None
     k = _key(name)
@@ -281,7 +281,7 @@ def read_rows(m: Mapping, payload: bytes, ctx: Ctx) -> List[_Read]:
             if hit is not None:
                 table, n_table = hit, n_table + 1
                 index = {_key(c): i for i, c in enumerate(cells) if c.strip()}
-                ix = {k: _col(hit, index, getattr(hit, k), line, ctx)
+                ix = {k: _col(index, getattr(hit, k), line, ctx)
                       for k in ("value", "date", "start", "end", "period", "timestamp", "quality", "units_column",
                                 "dst_column", "type_column", "meter")}
                 continue
