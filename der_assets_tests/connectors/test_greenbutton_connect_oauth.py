@@ -149,3 +149,17 @@ def test_429_is_waited_out_as_retry_after_says(fleet, tmp_path):
     limited = [(endpoint, wait) for endpoint, status, wait in client.http.attempts_log if status == 429]
     assert limited and all(wait == 1.0 for _, wait in limited)  # Retry-After, not a 30 s backoff
     assert not out.failures and len(out.payloads) == 3
+
+
+def test_a_stored_token_the_custodian_forgot_falls_back_to_the_configured_one(fleet, tmp_path, caplog):
+    """A twin restarted (or a re-consent put a new token in the settings): the stored, rotated refresh
+    token is refused (invalid_grant), the configured one is tried once, and the pull goes on."""
+    token_file = tmp_path / "gbc" / "tokens.json"
+    for _ in range(2):
+        with connect_twin(fleet, START, advance_h=24 * 3) as twin:
+            async def go():
+                async with gbc.ConnectClient(twin.settings(token_file)) as client:
+                    return await client.subscriptions()
+            subs = _run(go())
+            assert [s.subscription_id for s in subs] == ["1"]
+    assert "stored refresh token" in caplog.text and "refused" in caplog.text
