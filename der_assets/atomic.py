@@ -20,13 +20,21 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` on a temporary sibling, then rename it over `path`."""
+def write_atomic(path: str | Path, write: Callable[[Path], None], *, private: bool = False) -> Path:
+    """Call `write(tmp)` on a temporary sibling, then rename it over `path`.
+
+    private: the file holds credentials; it is the owner's alone (0600) from its first byte,
+    whatever the umask, so no other account on the machine can read it even while it is written.
+    """
     path = Path(path)
     tmp = temp_sibling(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         write(tmp)
+        if private:
+            os.chmod(tmp, 0o600)
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -227,7 +227,8 @@ async def run(
 
     def write_ready() -> None:
         if ready_file is not None:
-            write_atomic(ready_file, lambda tmp: tmp.write_text(json.dumps(sim.ready(), indent=1)))
+            write_atomic(ready_file, lambda tmp: tmp.write_text(json.dumps(sim.ready(), indent=1)),
+                         private=True)  # it holds the credentials every vendor server checks
 
     if deliver is not None:
         sim.history["ami_backlog"] = "delivering"

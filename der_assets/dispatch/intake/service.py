@@ -264,7 +264,8 @@ class IntakeService:
         text = json.dumps(body, indent=1)
         if text != self._written:
             body["updated_at"] = _iso(_now())
-            write_atomic(self.settings.ready_file, lambda tmp: tmp.write_text(json.dumps(body, indent=1) + "\n"))
+            write_atomic(self.settings.ready_file, lambda tmp: tmp.write_text(json.dumps(body, indent=1) + "\n"),
+                         private=True)  # under der dev it holds the demo webhook secrets
             self._written = text
 
     # ---------------------------------------------------------------- components
