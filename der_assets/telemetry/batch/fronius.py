@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 
 from der_assets.telemetry.batch import Batch, BatchContext, Part
-from der_assets.telemetry.batch.bodies import decodable
+from der_assets.telemetry.batch.bodies import decodable, per_segment, segment_of_rows
 from der_assets.telemetry.errors import ParseError
 from der_assets.telemetry.parsers._common import EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx, energy_unit_scale
 from der_assets.telemetry.parsers.fronius import MINUS, NATIVE_S, PLUS, PRODUCED
@@ -116,8 +116,9 @@ def _instant_s(text, cache: dict) -> int:
     return cache[text]
 
 
-def _register(channel: _Channel, units: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(seconds since Start, kWh) sorted by key, as parsers/fronius.py _register reads them."""
+def _readings(channel: _Channel, units: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds since Start, kWh) in the body's key order, as parsers/fronius.py _register reads
+    them before it sorts (null = NaN; the unit's scale applied as there: value * scale)."""
     values = channel.Values or {}
     n = len(values)
     try:
@@ -128,88 +129,15 @@ def _register(channel: _Channel, units: dict) -> tuple[np.ndarray, np.ndarray]:
         vals = np.fromiter(values.values(), np.float64, n)
     except TypeError:  # a null somewhere: NaN, as floats() reads it
         vals = np.array(list(values.values()), dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        if not (np.abs(vals[~np.isnan(vals)]) < _EXACT).all():
-            raise _Doubt
-    if n > 1 and not (np.diff(secs) > 0).all():
-        order = np.argsort(secs, kind="stable")
-        secs, vals = secs[order], vals[order]
     return secs, vals * _scale(channel.Unit, units)
 
 
 def _window(node: _Node, ceiling_ns: int, instants: dict) -> tuple[int, int]:
     """(Start, End) in UTC seconds, after the time rule Ctx.see_window applies to them."""
     start, end = _instant_s(node.Start, instants), _instant_s(node.End, instants)
-    lo, hi = min(start, end), max(start, end)
-    if lo * NS < EARLIEST.value or hi * NS > ceiling_ns or hi - lo > MAX_SPAN.value // NS or end < start:
+    if start * NS < EARLIEST.value or end * NS > ceiling_ns or end - start > MAX_SPAN.value // NS or end < start:
         raise _Doubt
     return start, end
-
-
-def _meter(node: _Node, ceiling_ns: int, units: dict, instants: dict):
-    """(interval_s, first interval start s, value kWh, quality) of grid_kwh, as counter_to_intervals
-    and combine_net make them from readings on every grid boundary."""
-    start, end = _window(node, ceiling_ns, instants)
-    secs, plus = _register(node.Data.plus, units)
-    secs_m, minus = _register(node.Data.minus, units)
-    n = len(secs)
-    if n < 2 or not np.array_equal(secs, secs_m):
-        raise _Doubt
-    step = int(secs[1] - secs[0])
-    if step not in NATIVE_S or not (np.diff(secs) == step).all() or secs[0] < 0 or secs[-1] > end - start + 1:
-        raise _Doubt
-    lo = start // step * step  # counters._window_edges: the claimed window rounded outward
-    hi = max(-(-(end + 1) // step) * step, lo)
-    first = start + int(secs[0])
-    if first % step:
-        raise _Doubt  # readings between grid boundaries: the counter's interpolation decides
-    registers = np.stack([plus, minus])
-    if np.isnan(registers).any() or (registers < 0).any():
-        raise _Doubt  # a null reading is a hole; a negative register the parser's error
-    m = (hi - lo) // step
-    o = (first - lo) // step
-    rise = np.diff(registers, axis=1)
-    reset = rise < 0
-    cum = np.zeros((2, n))
-    np.cumsum(np.where(reset, 0.0, rise), axis=1, out=cum[:, 1:])
-    at = np.clip(np.arange(m + 1) - o, 0, n - 1)  # np.interp at each bound: exact at a reading, flat outside
-    bounds = cum[:, at]
-    energy = np.maximum(bounds[:, 1:] - bounds[:, :-1], 0.0)
-    k = np.arange(m) - o  # the reading each interval starts at
-    covered = (k >= 0) & (k <= n - 2)
-    missing = ~covered[None, :] | (reset[:, np.clip(k, 0, n - 2)] & covered[None, :])
-    energy = np.where(missing, np.nan, energy)
-    value = energy[0] - energy[1]
-    quality = np.where(missing.any(axis=0), _MISSING, _MEASURED).astype(np.int8)
-    return step, lo, value, quality
-
-
-def _inverter(node: _Node, ceiling_ns: int, units: dict, instants: dict):
-    """(interval_s, first start s, value kWh, quality) of pv_kwh: every step of [Start, End] a row."""
-    start, end = _window(node, ceiling_ns, instants)
-    secs, kwh = _register(node.Data.produced, units)
-    n = len(secs)
-    if not n:
-        raise _Doubt  # nothing logged: no rows (the parser's; rare)
-    d = np.diff(secs)
-    step = int(d.min()) if n > 1 else 300
-    if n > 1 and (d % step).any():
-        raise _Doubt  # the gcd of the spacing is below the smallest step
-    span = end - start
-    if step not in NATIVE_S or secs[0] < 0 or (secs % step).any() or start % step:
-        raise _Doubt
-    length = span // step + 1  # np.arange(0, span + 1, step)
-    if secs[-1] > (length - 1) * step:
-        raise _Doubt
-    per = np.full(length, np.nan)
-    per[secs // step] = kwh
-    total = np.zeros(length)
-    total += per
-    quality = np.full(length, _MEASURED, dtype=np.int8)
-    with np.errstate(invalid="ignore"):
-        quality[total < 0] = _SUSPECT  # pv is never negative: kept, flagged (parse_payload)
-    quality[np.isnan(total)] = _MISSING
-    return step, start, total, quality
 
 
 def _nodes(doc: _Archive):
@@ -236,10 +164,168 @@ def _nodes(doc: _Archive):
     return (meters or [None])[0], (inverters or [None])[0]
 
 
+class _Series:
+    """One channel's readings of many bodies, laid body after body (one segment per body)."""
+
+    def __init__(self):
+        self.body, self.start, self.end, self.keys, self.values = [], [], [], [], []
+
+    def add(self, body: int, start: int, end: int, keys: np.ndarray, *values: np.ndarray) -> None:
+        if not len(keys):
+            return  # nothing logged in the window: the parser's (no rows, rare)
+        self.body.append(body)
+        self.start.append(start)
+        self.end.append(end)
+        self.keys.append(keys)
+        self.values.append(values)
+
+    def arrays(self):
+        """(lengths, keys, [values per register], bad per segment): keys sorted within each body as
+        the parser sorts them (argsort by key; keys are distinct), bad where a register's keys differ
+        from the first's or a number is too large to read alike."""
+        lengths = np.array([len(k) for k in self.keys], dtype=np.int64)
+        keys = np.concatenate(self.keys)
+        values = [np.concatenate([v[r] for v in self.values]) for r in range(len(self.values[0]))]
+        inside = _inside(lengths)
+        disorder = per_segment(np.r_[False, inside & (np.diff(keys) <= 0)], lengths) > 0
+        if disorder.any():
+            offsets = np.r_[0, np.cumsum(lengths)]
+            for s in np.flatnonzero(disorder):
+                a, b = offsets[s], offsets[s + 1]
+                order = np.argsort(keys[a:b], kind="stable") + a
+                keys[a:b] = keys[order]
+                for v in values:
+                    v[a:b] = v[order]
+        with np.errstate(invalid="ignore"):
+            huge = np.zeros(len(keys), dtype=bool)
+            for v in values:
+                huge |= np.abs(v) >= _EXACT
+        return lengths, keys, values, per_segment(huge, lengths) > 0
+
+
+def _inside(lengths: np.ndarray) -> np.ndarray:
+    """Mask of the diffs of rows laid segment after segment that lie inside one segment."""
+    n = int(lengths.sum())
+    inside = np.ones(max(n - 1, 0), dtype=bool)
+    ends = np.cumsum(lengths)[:-1] - 1
+    inside[ends[(ends >= 0) & (ends < len(inside))]] = False
+    return inside
+
+
+def _cumsum_per_segment(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """np.cumsum of each segment on its own (bit for bit: segments of one length at once, in 2D)."""
+    out = np.empty_like(x)
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+    for n in np.unique(lengths):
+        if n == 0:
+            continue
+        segs = np.flatnonzero(lengths == n)
+        idx = offsets[segs][:, None] + np.arange(n)
+        out[idx] = np.cumsum(x[idx], axis=1)
+    return out
+
+
+def _meters(series: _Series):
+    """grid_kwh of every meter: (body, interval_s, first start s, value, quality) per good segment.
+
+    Readings one per logging step without a hole, on the step's UTC grid, as counter_to_intervals
+    reads them with the window (Start, End + 1 s): every grid interval of the window is a row; one
+    between two readings holds their difference of the running sum (a fall is a reset: missing);
+    the others have no bracketing readings (missing). grid_kwh = import - export (combine_net)."""
+    lengths, keys, (plus, minus, keys_minus), bad = series.arrays()
+    start = np.array(series.start, dtype=np.int64)
+    end = np.array(series.end, dtype=np.int64)
+    first_row = np.cumsum(lengths) - lengths
+    bad |= lengths < 2
+    bad |= per_segment(keys_minus != keys, lengths) > 0
+    k0 = keys[first_row]
+    k1 = keys[np.minimum(first_row + 1, len(keys) - 1)]
+    step = np.where(lengths >= 2, k1 - k0, 300)
+    inside = _inside(lengths)
+    seg = segment_of_rows(lengths)
+    uneven = np.r_[False, inside & (np.diff(keys) != step[seg][1:])]
+    bad |= per_segment(uneven, lengths) > 0
+    bad |= ~np.isin(step, NATIVE_S) | (k0 < 0) | (keys[np.cumsum(lengths) - 1] > end - start + 1)
+    step = np.where(np.isin(step, NATIVE_S), step, 300)
+    first = start + k0
+    bad |= first % step != 0  # readings between grid boundaries: the counter's interpolation decides
+    with np.errstate(invalid="ignore"):
+        bad |= per_segment(np.isnan(plus) | np.isnan(minus) | (plus < 0) | (minus < 0), lengths) > 0
+
+    # the running sum of each register (a fall counts 0), differenced between readings
+    rises = []
+    for register in (plus, minus):
+        rise = np.r_[np.diff(register), 0.0]
+        rise[np.cumsum(lengths) - 1] = 0.0  # a segment's last reading starts no step
+        reset = rise < 0
+        cum = _cumsum_per_segment(np.where(reset, 0.0, rise), lengths)  # energy_cum[1:] per reading
+        before = np.r_[0.0, cum[:-1]]
+        before[first_row] = 0.0  # energy_cum[0] of each segment
+        rises.append((cum - before, reset))  # energy_cum[k + 1] - energy_cum[k]
+
+    # the window's grid, rounded outward (counters._window_edges), and each interval's reading
+    lo = start // step * step
+    hi = np.maximum(-(-(end + 1) // step) * step, lo)
+    n_cells = (hi - lo) // step
+    good = np.flatnonzero(~bad)
+    n_cells, lo, step_g = n_cells[good], lo[good], step[good]
+    cell_seg = np.repeat(good, n_cells)
+    j = np.arange(int(n_cells.sum())) - np.repeat(np.cumsum(n_cells) - n_cells, n_cells)
+    k = j - np.repeat((first[good] - lo) // step_g, n_cells)
+    covered = (k >= 0) & (k <= lengths[cell_seg] - 2)
+    at = first_row[cell_seg] + np.clip(k, 0, None)
+    at = np.minimum(at, len(keys) - 1)
+    (d_plus, reset_plus), (d_minus, reset_minus) = rises
+    missing = ~covered | reset_plus[at] | reset_minus[at]
+    value = np.where(missing, np.nan, np.maximum(d_plus[at], 0.0) - np.maximum(d_minus[at], 0.0))
+    quality = np.where(missing, _MISSING, _MEASURED).astype(np.int8)
+    body = np.array(series.body, dtype=np.int64)[good]
+    return body, n_cells, step_g, (np.repeat(lo, n_cells) + j * np.repeat(step_g, n_cells)) * NS, value, quality
+
+
+def _inverters(series: _Series):
+    """pv_kwh of every inverter node: every step of [Start, End] a row, a step not logged missing."""
+    lengths, keys, (kwh,), bad = series.arrays()
+    start = np.array(series.start, dtype=np.int64)
+    end = np.array(series.end, dtype=np.int64)
+    bad |= lengths < 1
+    inside = _inside(lengths)
+    seg = segment_of_rows(lengths)
+    gaps = np.diff(keys)
+    big = np.iinfo(np.int64).max
+    smallest = np.full(len(lengths), big)
+    np.minimum.at(smallest, seg[1:][inside], gaps[inside])
+    step = np.where(lengths > 1, smallest, 300)  # the gcd when every gap is a multiple of the smallest
+    step = np.where(np.isin(step, NATIVE_S), step, 300)
+    bad |= (lengths > 1) & ~np.isin(smallest, NATIVE_S)
+    bad |= per_segment(np.r_[False, inside & (gaps % step[seg][1:] != 0)], lengths) > 0
+    bad |= per_segment(keys % step[seg] != 0, lengths) > 0
+    first_row = np.cumsum(lengths) - lengths
+    n_cells = (end - start) // step + 1  # np.arange(0, int(span) + 1, step)
+    bad |= (keys[np.minimum(first_row, len(keys) - 1)] < 0) | (start % step != 0)
+    bad |= keys[np.maximum(np.cumsum(lengths) - 1, 0)] > (n_cells - 1) * step
+    good = np.flatnonzero(~bad)
+    rows_good = np.repeat(~bad, lengths)
+    offsets = np.cumsum(n_cells[good]) - n_cells[good]
+    where = np.zeros(len(lengths), dtype=np.int64)
+    where[good] = offsets
+    total = np.full(int(n_cells[good].sum()), np.nan)
+    total[(where[seg] + keys // step[seg])[rows_good]] = kwh[rows_good]
+    total += 0.0  # np.zeros(...) + per, as the parser sums inverters
+    quality = np.full(len(total), _MEASURED, dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        quality[total < 0] = _SUSPECT  # pv is never negative: kept, flagged (parse_payload)
+    quality[np.isnan(total)] = _MISSING
+    n_cells, step_g = n_cells[good], step[good]
+    j = np.arange(len(total)) - np.repeat(offsets, n_cells)
+    start_ns = (np.repeat(start[good], n_cells) + j * np.repeat(step_g, n_cells)) * NS
+    body = np.array(series.body, dtype=np.int64)[good]
+    return body, n_cells, step_g, start_ns, total, quality
+
+
 def read_archive(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     """GetArchiveData.cgi bodies -> grid_kwh (meter registers) and pv_kwh (inverter energy)."""
-    taken = []
-    out = {"grid_kwh": [], "pv_kwh": []}  # channel -> [(body, interval_s, first start s, value, quality)]
+    meters, inverters = _Series(), _Series()
     units, instants = {}, {}
     for j, body in enumerate(bodies):
         if not decodable(body) or b'"-' in body:  # "-0" and "0" are two keys to the parser
@@ -248,27 +334,45 @@ def read_archive(bodies: Sequence[bytes], context: BatchContext) -> Batch:
             doc = _DECODER.decode(body)
             meter, inverter = _nodes(doc)
             ceiling_ns = int(context.received_ns[j]) + FUTURE_SLACK.value
-            grid = _meter(meter, ceiling_ns, units, instants) if meter is not None else None
-            pv = _inverter(inverter, ceiling_ns, units, instants) if inverter is not None else None
+            if meter is not None:
+                m_window = _window(meter, ceiling_ns, instants)
+                keys, plus = _readings(meter.Data.plus, units)
+                keys_minus, minus = _readings(meter.Data.minus, units)
+                if len(keys_minus) != len(keys):
+                    raise _Doubt
+            if inverter is not None:
+                i_window = _window(inverter, ceiling_ns, instants)
+                pv = _readings(inverter.Data.produced, units)
         except (msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError, _Doubt):
             continue  # the one-body parser reads it or says why not
-        taken.append(j)
-        for channel, got in (("grid_kwh", grid), ("pv_kwh", pv)):
-            if got is not None:
-                out[channel].append((j, *got))
+        if meter is not None:
+            meters.add(j, *m_window, keys, plus, minus, keys_minus.astype(np.float64))
+        if inverter is not None:
+            inverters.add(j, *i_window, *pv)
+    doc = None
+    found = {}
+    if meters.body:
+        found["grid_kwh"] = _meters(meters)
+    if inverters.body:
+        found["pv_kwh"] = _inverters(inverters)
+    return _batch(found, meters, inverters)
+
+
+def _batch(found: dict, meters: _Series, inverters: _Series) -> Batch:
+    """The bodies whose every node was read here, and their rows (a body with one node left goes
+    to the one-body parser whole)."""
+    had = {"grid_kwh": set(meters.body), "pv_kwh": set(inverters.body)}
+    good = {channel: set(got[0].tolist()) for channel, got in found.items()}
+    lost = set()
+    for channel, bodies in had.items():
+        lost |= bodies - good.get(channel, set())
+    taken = sorted((had["grid_kwh"] | had["pv_kwh"]) - lost)
     parts = []
-    for channel, segs in out.items():
-        if not segs:
-            continue
-        seg_rows = np.array([len(s[3]) for s in segs], dtype=np.int64)
-        interval = np.array([s[1] for s in segs], dtype=np.int64)
-        first = np.array([s[2] for s in segs], dtype=np.int64)
-        offset = np.arange(seg_rows.sum()) - np.repeat(np.cumsum(seg_rows) - seg_rows, seg_rows)
-        start_ns = (np.repeat(first, seg_rows) + offset * np.repeat(interval, seg_rows)) * NS
-        parts.append(Part(channel=channel, seg_body=np.array([s[0] for s in segs], dtype=np.int64),
-                          seg_rows=seg_rows, seg_interval_s=interval, start_ns=start_ns,
-                          value=np.concatenate([s[3] for s in segs]), quality=np.concatenate([s[4] for s in segs]),
-                          sorted_grid=True))
+    for channel, (body, seg_rows, interval, start_ns, value, quality) in found.items():
+        keep = ~np.isin(body, list(lost))
+        rows = np.repeat(keep, seg_rows)
+        parts.append(Part(channel=channel, seg_body=body[keep], seg_rows=seg_rows[keep], seg_interval_s=interval[keep],
+                          start_ns=start_ns[rows], value=value[rows], quality=quality[rows], sorted_grid=True))
     return Batch(taken=np.array(taken, dtype=np.int64), parts=parts)
 
 

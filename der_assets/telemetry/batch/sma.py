@@ -17,6 +17,7 @@ than once; a non-zero value at a spring-forward label; rows off their resolution
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import List, Optional, Sequence, Union
 
 import msgspec
@@ -59,6 +60,7 @@ class _Set(msgspec.Struct, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(_Set)
+_TIME, _PV = attrgetter("time"), attrgetter("pvGeneration")
 
 
 def _payload_zone(doc: _Set) -> Optional[str]:
@@ -68,7 +70,7 @@ def _payload_zone(doc: _Set) -> Optional[str]:
 
 def _values(entries: list) -> Optional[np.ndarray]:
     """pvGeneration as float64 (absent or null = NaN), or None when no entry has the field."""
-    raw = [e.pvGeneration for e in entries]
+    raw = list(map(_PV, entries))
     try:
         return np.array(raw, dtype=np.float64)
     except (TypeError, ValueError):  # an absent field somewhere
@@ -165,7 +167,7 @@ def read_measurements(bodies: Sequence[bytes], context: BatchContext) -> Batch:
             if not (np.abs(wh[~np.isnan(wh)]) < _EXACT).all():
                 continue
         taken.append(j)
-        labels.extend(e.time for e in doc.set)
+        labels.extend(map(_TIME, doc.set))
         values.append(wh)
         interval.append(RESOLUTION_S[doc.resolution])
         zone.append(tz)
