@@ -10,7 +10,8 @@ Events carry one ``LOAD_DISPATCH`` setpoint signal in kW (``powerReal``, scale `
 signal the VEN takes as the resource's required output. The target resource is named as the
 event's ``resourceID``. Every VEN that registers is accepted (a demo has one), under a VEN id
 derived from its name, so a VTN restart does not force a re-registration; events go to every
-VEN that has registered, and to the configured one even before it has.
+VEN that has registered, and to the configured one even before it has. Every request is screened
+(``dispatch.intake.openadr_xml``) before openleadr validates it: a DTD or an entity is a 400.
 
 Admin endpoint (JSON): ``POST /der-demo/events`` {"start", "duration_s", "kw", "resource_id",
 "interval_minutes"} -> 201 {"event_id", "start", "end", "ven_ids"}; ``GET /der-demo/events``
@@ -130,6 +131,9 @@ class DemoVTN:
         from openleadr import OpenADRServer
         from openleadr.service import VTNService
 
+        from der_assets.dispatch.intake.openadr_xml import install
+
+        install()  # VEN requests are screened before lxml's validating parser (a DTD entity crashes it)
         def lookup(ven_id: str) -> dict:
             name = self.registered.get(ven_id) or (self.ven_name if ven_id == ven_id_for(self.ven_name) else None)
             if name is None:

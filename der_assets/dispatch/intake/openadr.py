@@ -32,6 +32,15 @@ OpenADR quirks handled here (so nothing downstream knows them):
   ``after_parse_xml`` ties the landed payload to the events it carried. Polls that return an
   empty oadrResponse every second are not landed. If no XML was seen for an event (a caller
   driving the handlers directly), the event dict is landed as JSON instead.
+- Hostile or broken XML. Every VTN answer is screened before openleadr's lxml parser sees it
+  (``openadr_xml``: a DTD or an entity crashes that parser's process). A refused answer, one
+  that fails the 2.0b schema, or one whose signature does not verify is landed and marked
+  ``quarantined`` with the reason (once per distinct body), and openleadr ignores it.
+- Signatures. With ``vtn_fingerprint`` (``DER_OPENADR_VTN_FINGERPRINT``) every VTN message must
+  carry an XML signature by the certificate with that fingerprint (openleadr's own check, plus
+  the quarantine here). Without it, which is the default, messages are taken unsigned: anyone who
+  can answer the VEN's polls can dispatch the fleet. A signed message seen without a configured
+  fingerprint is logged once with the certificate's fingerprint, so the operator can pin it.
 - A handler error makes openleadr opt out, and it will not offer that modification again in
   this process: the raw XML is still in the landing zone (``quarantined``) for a replay.
 """
@@ -40,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -51,6 +61,8 @@ from sqlalchemy.engine import Engine
 from der_assets.connectors.landing import LandedPayload, land, mark
 from der_assets.dispatch.contract import Instruction, parse_instruction
 from der_assets.dispatch.errors import DispatchInputError
+from der_assets.dispatch.intake.openadr_xml import install as install_xml_screen
+from der_assets.dispatch.intake.openadr_xml import screen
 from der_assets.dispatch.intake.store import check_storable, record_instruction
 
 log = logging.getLogger(__name__)
@@ -227,6 +239,7 @@ class InstructionVEN:
     ):
         from openleadr import OpenADRClient  # optional dependency: only the VEN needs it
 
+        install_xml_screen()
         self.engine = engine
         self.iso = iso
         self.resource_id = resource_id
@@ -237,10 +250,14 @@ class InstructionVEN:
         self._xml: LandedPayload | None = None
         self._landed: dict[tuple[str, int], tuple[LandedPayload, bytes, dt.datetime]] = {}
         self._quarantined: set[int] = set()  # one bad event in a message keeps the message quarantined
+        self.refused: list[str] = []  # reasons VTN answers were quarantined before parsing, in order
+        self._refused_sha: set[str] = set()
+        self._signed_warned = False
         client_options.setdefault("show_fingerprint", False)
         self.client = OpenADRClient(ven_name=ven_name, vtn_url=vtn_url, **client_options)
         self.client.add_handler("on_event", self._handle)
         self.client.add_handler("on_update_event", self._handle)
+        self.client.add_hook("after_receive_xml", self._check_received)
         self.client.add_hook("before_parse_xml", self._land_xml)
         self.client.add_hook("after_parse_xml", self._tie_xml)
         register = self.client.create_party_registration
@@ -264,7 +281,61 @@ class InstructionVEN:
     async def stop(self) -> None:
         await self.client.stop()
 
-    # hooks run synchronously inside openleadr's request, so the two below see the same message
+    # hooks run synchronously inside openleadr's request, so the ones below see the same message
+    def _check_received(self, content: str) -> None:
+        """Every VTN answer, before openleadr validates it: what it will refuse is kept, quarantined."""
+        if not content.strip():
+            return
+        reason = screen(content)
+        if reason is None:
+            reason = self._validation_problem(content)
+        if reason is None:
+            return
+        raw = content.encode("utf-8")
+        sha = hashlib.sha256(raw).hexdigest()
+        if sha in self._refused_sha:  # the same answer again (a VTN repeating itself): kept once
+            return
+        self._refused_sha.add(sha)
+        landed = land(self.engine, raw, source="dispatch", endpoint="openadr",
+                      received_at=dt.datetime.now(dt.timezone.utc))
+        mark(self.engine, landed.payload_id, "quarantined", reason)
+        self.refused.append(reason)
+        log.error("openadr answer from %s quarantined (raw %s): %s", self.client.vtn_url, sha[:12], reason)
+
+    def _validation_problem(self, content: str) -> str | None:
+        """Why openleadr would drop a screened message (schema, signature), or None."""
+        from lxml.etree import XMLSyntaxError
+        from openleadr import messaging, utils
+
+        from der_assets.dispatch.intake.openadr_xml import validate_schema
+
+        try:
+            tree = validate_schema(content)
+        except XMLSyntaxError as exc:
+            return f"fails the OpenADR 2.0b schema: {exc}"
+        fingerprint = self.client.vtn_fingerprint
+        if fingerprint:
+            # the certificate and the signature, as openleadr checks them next; not its ReplayProtect
+            # nonce, which it records as used (checking it here would make openleadr refuse every message)
+            try:
+                cert = utils.extract_pem_cert(tree)
+                seen = utils.certificate_fingerprint(cert)
+                if seen != fingerprint:
+                    raise ValueError(f"FingerprintMismatch: the certificate is {seen}, expected {fingerprint}")
+                messaging.VERIFIER.verify(tree, x509_cert=utils.ensure_bytes(cert), expect_references=2)
+            except Exception as exc:  # unsigned, invalid, another certificate
+                return f"XML signature not verified against the VTN fingerprint: {type(exc).__name__}: {exc}"
+        elif not self._signed_warned and tree.find(".//{http://www.w3.org/2000/09/xmldsig#}Signature") is not None:
+            self._signed_warned = True
+            try:
+                seen = utils.certificate_fingerprint(utils.extract_pem_cert(tree))
+            except Exception:
+                seen = "unreadable"
+            log.warning("openadr VTN %s signs its messages (certificate fingerprint %s) but no fingerprint is "
+                        "configured, so signatures are not checked; set DER_OPENADR_VTN_FINGERPRINT",
+                        self.client.vtn_url, seen)
+        return None
+
     def _land_xml(self, content: str) -> None:
         self._xml = None
         self.last_reply_at = dt.datetime.now(dt.timezone.utc)
