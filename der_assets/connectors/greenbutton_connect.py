@@ -25,12 +25,13 @@ Sources (cited where each rule is used):
   first; DER_GBC_REQUESTS_PER_MINUTE sets another utility's. A 429's Retry-After is honoured
   (connectors/http.py).
 
-Tokens. Client id and secret, and the first refresh token, come from the environment or the twin's
-ready file (connectors/settings.py). Once a token answer arrives, the token store
-($DER_HOME/greenbutton_connect/tokens.json, mode 0600 in a 0700 folder, written atomically) holds
-each authorization's access token, its expiry, and the latest refresh token; a rotated refresh
-token is saved before it is used, under a file lock, so two processes never spend one token
-twice. Tokens never appear in a log line, an error or a repr (`redact`).
+Tokens. Client id and secret, and the first refresh token, come from the environment (per utility:
+DER_GBC_<UTILITY>_<NAME> over DER_GBC_<NAME>) or the twin's ready file (connectors/settings.py).
+Once a token answer arrives, the custodian's token store ($DER_HOME/greenbutton_connect/
+tokens_<host and path>.json, mode 0600 in a 0700 folder, written atomically) holds each
+authorization's access token, its expiry, and the latest refresh token; a rotated refresh token
+is saved before it is used, under a file lock, so two processes never spend one token twice.
+Tokens never appear in a log line, an error or a repr (`redact`).
 
 Incremental pulls: one cursor per subscription (`SubscriptionCursor`). A round asks every usage
 point for what was published after the last round's end, up to the round's `published-max`; the
@@ -50,6 +51,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -105,21 +107,37 @@ class ConnectSettings:
         object.__setattr__(self, "authorize_url", self.authorize_url or f"{base}/oauth/authorize")
 
 
-def connect_settings(*, env: Optional[Mapping] = None, ready: Optional[dict] = None) -> ConnectSettings:
-    """The custodian's settings: each from its DER_GBC_* variable, else from the twin's ready file."""
-    env = os.environ if env is None else env
-    s = vendor_settings(VENDOR, env=dict(env), ready=ready)
+def utility_key(utility: str) -> str:
+    """A utility's name as it appears in environment variables: PECO -> PECO, "Con Edison" -> CON_EDISON."""
+    return re.sub(r"[^A-Z0-9]+", "_", utility.upper()).strip("_")
+
+
+def connect_settings(utility: Optional[str] = None, *, env: Optional[Mapping] = None,
+                     ready: Optional[dict] = None) -> ConnectSettings:
+    """A custodian's settings: each from its DER_GBC_* variable, else from the twin's ready file.
+
+    utility: a registry `edc`; its own DER_GBC_<UTILITY>_<NAME> (e.g. DER_GBC_PECO_BASE_URL) wins
+    over DER_GBC_<NAME>, so each utility on Connect can have its own custodian and client.
+    """
+    env = dict(os.environ if env is None else env)
+    if utility:
+        prefix = f"DER_GBC_{utility_key(utility)}_"
+        env.update({"DER_GBC_" + k[len(prefix):]: v for k, v in list(env.items()) if k.startswith(prefix) and v})
+    s = vendor_settings(VENDOR, env=env, ready=ready)
     return ConnectSettings(
         base_url=s.base_url, client_id=s.need("client_id"), client_secret=s.need("client_secret"),
         refresh_token=s.credentials.get("refresh_token"), token_url=env.get("DER_GBC_TOKEN_URL", ""),
         authorize_url=env.get("DER_GBC_AUTHORIZE_URL", ""),
         redirect_uri=env.get("DER_GBC_REDIRECT_URI") or DEFAULT_REDIRECT_URI,
         scope=env.get("DER_GBC_SCOPE") or DEFAULT_SCOPE,
-        requests_per_minute=int(tuning("DER_GBC_REQUESTS_PER_MINUTE", env=dict(env))))
+        requests_per_minute=int(tuning("DER_GBC_REQUESTS_PER_MINUTE", env=env)))
 
 
-def default_token_file() -> Path:
-    return config.data_home() / "greenbutton_connect" / "tokens.json"
+def default_token_file(base_url: str) -> Path:
+    """One token store per custodian (its host and path), under the data home."""
+    parts = urlsplit(base_url)
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{parts.netloc}{parts.path}").strip("_") or "custodian"
+    return config.data_home() / "greenbutton_connect" / f"tokens_{slug}.json"
 
 
 # ---- tokens -----------------------------------------------------------------------------------
@@ -158,8 +176,8 @@ class TokenStore:
     Keyed by authorizationURI (or SEED before the first token answer named it).
     """
 
-    def __init__(self, path: Optional[Path] = None):
-        self.path = Path(path) if path is not None else default_token_file()
+    def __init__(self, path: Path):
+        self.path = Path(path)
 
     def load(self) -> dict[str, Grant]:
         try:
@@ -287,7 +305,7 @@ class ConnectClient:
                  sleep: Sleep = asyncio.sleep,
                  transport=None, per_minute: Optional[int] = None):
         self.settings = settings
-        self.store = store or TokenStore(settings.token_file)
+        self.store = store or TokenStore(settings.token_file or default_token_file(settings.base_url))
         self.wall = wall
         limit = per_minute if per_minute is not None else settings.requests_per_minute
         self.http = VendorHttp(SOURCE, settings.base_url, gates=[(PerPeriod(limit, 60.0, sleep=sleep), "global")],

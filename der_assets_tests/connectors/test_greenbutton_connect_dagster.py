@@ -69,3 +69,29 @@ def test_sensor_lands_connect_and_meter_intervals_materializes(engine, warehouse
     assert mine["value"].sum() == pytest.approx(truth["grid_kwh"].sum(), abs=0.1)  # whole-Wh registers
     with engine.connect() as conn:
         assert conn.execute(sa.select(raw_payloads.c.status)).scalar_one() == "parsed"
+
+
+def test_each_utility_on_connect_has_its_own_custodian(monkeypatch, tmp_path):
+    """DER_GBC_<EDC>_* over DER_GBC_*: PECO's custodian and client are its own, ComEd takes the
+    shared ones; each custodian keeps its own token store."""
+    from der_assets.connectors.greenbutton_connect import ConnectClient
+    from der_assets.defs.telemetry.greenbutton_connect import custodians
+
+    monkeypatch.setenv("DER_TWIN_READY_FILE", str(tmp_path / "no_twin.json"))
+    for name, value in {"DER_GBC_BASE_URL": "https://gbc.comed.example/DataCustodian", "DER_GBC_CLIENT_ID": "shared",
+                        "DER_GBC_CLIENT_SECRET": "shared-secret", "DER_GBC_REFRESH_TOKEN": "shared-refresh",
+                        "DER_GBC_PECO_BASE_URL": "https://api.peco.example/GreenButtonConnect",
+                        "DER_GBC_PECO_CLIENT_ID": "peco-client", "DER_GBC_PECO_CLIENT_SECRET": "peco-secret",
+                        "DER_GBC_PECO_REFRESH_TOKEN": "peco-refresh"}.items():
+        monkeypatch.setenv(name, value)
+    registry = demo_fleet(9)  # S-00008 and S-00009 are PECO, the rest ComEd
+    groups = custodians(registry, frozenset({"PECO", "COMED"}))
+    by_url = {s.base_url: (s, sorted(site_of.values())) for s, site_of, _ in groups}
+    peco, peco_sites = by_url["https://api.peco.example/GreenButtonConnect"]
+    comed, comed_sites = by_url["https://gbc.comed.example/DataCustodian"]
+    assert (peco.client_id, peco.refresh_token, peco_sites) == ("peco-client", "peco-refresh", ["S-00008", "S-00009"])
+    assert (comed.client_id, comed.refresh_token, len(comed_sites)) == ("shared", "shared-refresh", 7)
+    stores = {ConnectClient(s).store.path.name for s in (peco, comed)}
+    assert stores == {"tokens_api.peco.example_GreenButtonConnect.json", "tokens_gbc.comed.example_DataCustodian.json"}
+    only_peco = custodians(registry, frozenset({"PECO"}))
+    assert [sorted(site_of.values()) for _, site_of, _ in only_peco] == [["S-00008", "S-00009"]]

@@ -25,13 +25,29 @@ from der_assets.telemetry import ParseError, parse_payload
 MAX_REQUESTS_PER_TICK = 40  # inside one minute's default budget (60), so a tick never waits on the gate
 
 
-def connect_meters(registry: pd.DataFrame, edcs: frozenset) -> tuple[dict[str, str], dict[str, str]]:
-    """(meter id -> site id, site id -> time zone) of the sites whose utility is on Connect."""
+def custodians(registry: pd.DataFrame, edcs: frozenset) -> list[tuple[gbc.ConnectSettings, dict, dict]]:
+    """(settings, meter id -> site id, site id -> time zone) per data custodian of the utilities on Connect.
+
+    Each utility's settings are its own DER_GBC_<EDC>_* over DER_GBC_*; utilities that share a
+    custodian and client are pulled together. SettingsError names the utility whose settings lack.
+    """
     sites = registry.drop_duplicates("site_id").dropna(subset=["meter_id"])
-    if "*" not in edcs:
-        sites = sites[sites["edc"].fillna("").astype(str).str.upper().isin(edcs)]
-    return (dict(zip(sites["meter_id"].astype(str), sites["site_id"], strict=True)),
-            dict(zip(sites["site_id"], sites["timezone"], strict=True)))
+    edc = sites["edc"].fillna("").astype(str)
+    if "*" in edcs:
+        groups = [(gbc.connect_settings(), sites)]
+    else:
+        groups = []
+        for name in sorted(set(edc[edc.str.upper().isin(edcs)])):
+            try:
+                groups.append((gbc.connect_settings(name), sites[edc == name]))
+            except SettingsError as exc:
+                raise SettingsError(f"Green Button Connect for {name}: {exc}") from None
+    merged: dict[tuple[str, str], tuple[gbc.ConnectSettings, dict, dict]] = {}
+    for settings, mine in groups:
+        _, site_of, tz_of = merged.setdefault((settings.base_url, settings.client_id), (settings, {}, {}))
+        site_of.update(zip(mine["meter_id"].astype(str), mine["site_id"], strict=True))
+        tz_of.update(zip(mine["site_id"], mine["timezone"], strict=True))
+    return list(merged.values())
 
 
 def land_answer(engine, payload: RawPayload, log) -> tuple[int, list[str]]:
@@ -56,10 +72,21 @@ def land_answer(engine, payload: RawPayload, log) -> tuple[int, list[str]]:
     return landed.payload_id, [d.strftime("%Y-%m-%d") for d in days]
 
 
-async def _pull(settings, cursors, *, now, site_of, tz_of) -> gbc.PullOutcome:
-    async with gbc.ConnectClient(settings) as client:
-        return await gbc.pull(client, cursors, now=now, site_of=site_of.get, tz_of=tz_of.get,
-                              max_requests=MAX_REQUESTS_PER_TICK)
+async def _pull(groups, cursors, *, now) -> gbc.PullOutcome:
+    """Every custodian in turn, within one tick's request budget; their cursors in one map (keyed by URI)."""
+    out = gbc.PullOutcome(cursors=dict(cursors))
+    for settings, site_of, tz_of in groups:
+        left = MAX_REQUESTS_PER_TICK - out.requests
+        if left <= 0:
+            break
+        async with gbc.ConnectClient(settings) as client:
+            got = await gbc.pull(client, out.cursors, now=now, site_of=site_of.get, tz_of=tz_of.get, max_requests=left)
+        out.payloads += got.payloads
+        out.failures += got.failures
+        out.skipped += got.skipped
+        out.cursors, out.rounds_finished = got.cursors, out.rounds_finished + got.rounds_finished
+        out.requests += got.requests
+    return out
 
 
 @dg.sensor(job=ami_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -70,17 +97,15 @@ def greenbutton_connect_sensor(context: dg.SensorEvaluationContext, warehouse: W
     if edcs is None:
         return dg.SkipReason("no utility is on Green Button Connect (DER_AMI_CONNECT_EDCS unset): "
                              "AMI comes from the inbox")
+    engine = warehouse.engine()
     try:
-        settings = gbc.connect_settings()
+        groups = custodians(current_registry(engine), edcs)
     except SettingsError as exc:
         return dg.SkipReason(str(exc))
-    engine = warehouse.engine()
-    site_of, tz_of = connect_meters(current_registry(engine), edcs)
-    if not site_of:
+    if not any(site_of for _, site_of, _ in groups):
         return dg.SkipReason(f"no registry site with a meter has its edc in {sorted(edcs)}")
     try:
-        outcome = asyncio.run(_pull(settings, gbc.cursors_from_json(context.cursor), now=clock.clock().now(),
-                                    site_of=site_of, tz_of=tz_of))
+        outcome = asyncio.run(_pull(groups, gbc.cursors_from_json(context.cursor), now=clock.clock().now()))
     except (ConnectorError, SettingsError) as exc:
         context.log.error(f"Green Button Connect: {exc}")
         return dg.SkipReason(f"Green Button Connect: {str(exc).splitlines()[0][:300]}")
