@@ -361,8 +361,13 @@ STORAGE_CASES = {
     "negative_register": (_tel(0, lifeTimeEnergyCharged=-5.0), False),
     "reversed": (_tels(lambda t: t[::-1]), False),
     "duplicate": (_tels(lambda t: t[:10] + [dict(t[10])] + t[10:]), False),
-    "a_gap": (_tels(lambda t: t[:40] + t[41:]), False),
-    "off_grid_stamp": (_tel(40, timeStamp="2026-07-15 08:02:13"), False),
+    "a_gap": (_tels(lambda t: t[:40] + t[41:]), True),  # spread over the intervals inside it, estimated
+    "an_hour_gap": (_tels(lambda t: t[:40] + t[52:]), True),
+    "off_grid_stamp": (_tels(lambda t: t[:40] + [dict(t[40], timeStamp=(pd.Timestamp(t[40]["timeStamp"]) + pd.Timedelta(
+        seconds=133)).strftime("%Y-%m-%d %H:%M:%S"))] + t[41:]), True),
+    "irregular_stamps": (_tels(lambda t: [dict(r, timeStamp=(pd.Timestamp(r["timeStamp"]) + pd.Timedelta(
+        seconds=(17 * i) % 290)).strftime("%Y-%m-%d %H:%M:%S")) for i, r in enumerate(t)]), True),
+    "stamps_out_of_order": (_tels(lambda t: t[:40] + [t[41], t[40]] + t[42:]), False),
     "dst_stamp": (_tel(-1, timeStamp="2026-11-01 01:30:00"), False),
     "two_batteries": (lambda d: d["storageData"]["batteries"].append(dict(d["storageData"]["batteries"][0])), False),
     "no_serial": (lambda d: d["storageData"]["batteries"][0].pop("serialNumber"), False),

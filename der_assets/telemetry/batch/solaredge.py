@@ -34,6 +34,7 @@ import pandas as pd
 
 from der_assets.telemetry import timeutil
 from der_assets.telemetry.batch import Batch, BatchContext, Part
+from der_assets.telemetry.counters import MAX_SPREAD_S
 from der_assets.telemetry.errors import ParseError
 from der_assets.telemetry.parsers._common import EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx, energy_unit_scale
 from der_assets.telemetry.parsers.enphase import _spikes as segment_spikes  # spike_mask per segment
@@ -363,6 +364,103 @@ def _part(channel, seg_body, seg_rows, seg_interval, start, value, quality) -> P
                 seg_interval_s=seg_interval, start_ns=start, value=value, quality=quality, sorted_grid=on_grid)
 
 
+# ---- lifetime registers: counters.counter_to_intervals for many plain series at once ------
+
+def _plain_registers(t: np.ndarray, registers: list, seg_rows: np.ndarray) -> np.ndarray:
+    """Rows whose series counter_to_intervals may not read as _counter_intervals does: readings
+    out of order or repeated, a register that is null, negative, fractional, past 2**53 Wh or
+    falling (a reset), or a reading gap too long to spread (counters.MAX_SPREAD_S)."""
+    wrong = np.zeros(len(t), dtype=bool)
+    for reg in registers:
+        with np.errstate(invalid="ignore"):
+            wrong |= ~np.isfinite(reg) | (reg < 0) | (reg >= _EXACT_WH) | (reg != np.floor(reg))
+    if len(t) > 1:
+        inside = _within_segments(t, seg_rows)
+        step = (np.diff(t) <= 0) | (np.diff(t) / NS > MAX_SPREAD_S)
+        for reg in registers:
+            step |= np.diff(reg) < 0
+        wrong[1:] |= step & inside
+    return wrong
+
+
+def _counter_intervals(t: np.ndarray, c: np.ndarray, seg_rows: np.ndarray, interval_s: int):
+    """counter_to_intervals(t, c, interval_s=interval_s, max_gap_s=1.5 * interval_s) of every
+    segment at once, for plain series only (_plain_registers passes them all).
+
+    Whole-Wh registers below 2**53 make every cumulative sum exact, so each segment's
+    cumsum(diff(c)) is c - c[0] however it is summed; the grid edges are interpolated with
+    np.interp's own arithmetic (slope from the two bracketing readings, a knot read as is).
+    Returns (intervals per segment, start_ns, energy, estimated): estimated where a reading
+    gap over 1.5 intervals was spread.
+    """
+    step_ns = int(interval_s) * NS
+    n_seg = len(seg_rows)
+    stop = np.cumsum(seg_rows)
+    first_row = stop - seg_rows
+    has = seg_rows > 0
+    first_t = np.zeros(n_seg, dtype=np.int64)
+    last_t = np.zeros(n_seg, dtype=np.int64)
+    first_t[has] = t[first_row[has]]
+    last_t[has] = t[stop[has] - 1]
+    lo = -((-first_t) // step_ns) * step_ns
+    hi = np.maximum((last_t // step_ns) * step_ns, lo)
+    n_int = np.where(seg_rows >= 2, (hi - lo) // step_ns, 0)
+    segs = np.flatnonzero(n_int > 0)
+    empty = (n_int, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
+    if not len(segs):
+        return empty
+    n_bounds = n_int[segs] + 1
+    b_seg = np.repeat(segs, n_bounds)
+    k = np.arange(int(n_bounds.sum()), dtype=np.int64) - np.repeat(np.cumsum(n_bounds) - n_bounds, n_bounds)
+    x = lo[b_seg] + k * step_ns
+    # where each bound falls among its own segment's readings: one search over keys that lay the
+    # segments end to end (a loop when the keys would not fit int64)
+    r_seg = np.repeat(np.arange(n_seg), seg_rows)
+    span = int((last_t - first_t).max()) + 1
+    if n_seg * span < 2**62:
+        key_r = r_seg * span + (t - first_t[r_seg])
+        key_x = b_seg * span + (x - first_t[b_seg])
+        right = np.searchsorted(key_r, key_x, side="right")
+        left = np.searchsorted(key_r, key_x, side="left")
+    else:
+        right, left = np.empty(len(x), dtype=np.int64), np.empty(len(x), dtype=np.int64)
+        b_stop = np.cumsum(n_bounds)
+        for i, sg in enumerate(segs):
+            a, b = first_row[sg], stop[sg]
+            rows = slice(b_stop[i] - n_bounds[i], b_stop[i])
+            right[rows] = a + np.searchsorted(t[a:b], x[rows], side="right")
+            left[rows] = a + np.searchsorted(t[a:b], x[rows], side="left")
+    # np.interp(x, t, c - c0): the reading at or before x, the slope to the next one
+    j = right - 1
+    base = c[first_row[b_seg]]
+    fp_j = c[j] - base
+    last = j == stop[b_seg] - 1
+    nxt = np.where(last, j, j + 1)
+    tf = t.astype(np.float64)
+    xf = x.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = ((c[nxt] - base) - fp_j) / (tf[nxt] - tf[j])
+        e_b = np.where(last | (t[j] == x), fp_j, slope * (xf - tf[j]) + fp_j)
+    inner = np.ones(len(x), dtype=bool)
+    inner[np.cumsum(n_bounds) - 1] = False  # the last bound of a segment starts no interval
+    start = x[inner]
+    energy = np.maximum(e_b[1:][inner[:-1]] - e_b[:-1][inner[:-1]], 0.0)
+    # counter_to_intervals' gap count: steps lo..hi (numbered from 1 in the segment)
+    gap = np.zeros(len(t), dtype=np.int64)
+    if len(t) > 1:
+        gap[1:] = (np.diff(t) / NS) > 1.5 * interval_s
+        gap[first_row[has]] = 0  # no step ends at a segment's first reading
+    cum = np.concatenate([[0], np.cumsum(gap)])
+    top = np.maximum(seg_rows[b_seg] - 1, 1)
+    a = first_row[b_seg]
+    lo_i = np.clip(right - a, 1, top)[inner]  # searchsorted(t, start, "right")
+    hi_i = np.clip(left - a, 1, top)[1:][inner[:-1]]  # searchsorted(t, end, "left")
+    hi_i = np.maximum(hi_i, lo_i)
+    a = a[inner]
+    estimated = (cum[a + hi_i + 1] - cum[a + lo_i]) > 0  # gap[a + s] is step s
+    return n_int, start, energy, estimated
+
+
 # ---- storageData -------------------------------------------------------------------------
 
 _GET_STAMP = attrgetter("timeStamp")
@@ -370,9 +468,24 @@ _GET_CHG, _GET_DIS, _GET_SOC = (attrgetter(f) for f in ("lifeTimeEnergyCharged",
                                                          "batteryPercentageState"))
 
 
+def _soc_rows(t: np.ndarray, pct: np.ndarray, keep: np.ndarray, n_bodies: int, row_body: np.ndarray):
+    """soc_at_interval_end of each body: the last SoC at or before each 5-minute end, measured when
+    it is within a tenth of the interval of it. Returns (rows per body, start_ns, value, quality)."""
+    ns = TELEMETRY_S * NS
+    have = keep & ~np.isnan(pct)
+    t, v, body = t[have], pct[have], row_body[have]
+    end = -((-t) // ns) * ns
+    last = np.ones(len(t), dtype=bool)
+    last[:-1] = (end[1:] != end[:-1]) | (body[1:] != body[:-1])
+    t, v, body, end = t[last], v[last], body[last], end[last]
+    q = np.where((end - t) / 1e9 <= 0.1 * TELEMETRY_S, _MEASURED, _ESTIMATED).astype(np.int8)
+    q[(v < 0) | (v > 100)] = _SUSPECT  # kept, flagged (parse_payload)
+    return np.bincount(body, minlength=n_bodies), end - ns, v, q
+
+
 def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
-    """storageData: battery_kwh from the lifetime discharged - charged registers, soc_pct at each
-    reading (the interval it closes), for one battery read every 5 minutes on the grid."""
+    """storageData of one battery: battery_kwh from the lifetime discharged - charged registers,
+    soc_pct from the SoC at each interval's end."""
     decoder = _DECODERS["storageData"]
     zones: list[str] = []
     zone_index: dict[str, int] = {}
@@ -413,43 +526,34 @@ def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     del charged, discharged, soc
     t, plain = _labels_to_utc(stamps, np.repeat(np.asarray(seg_zone, dtype=np.int64), lengths), zones)
     del stamps
-    body_of_row = np.repeat(np.arange(len(taken)), lengths)
+    row_body = np.repeat(np.arange(len(taken)), lengths)
 
-    wrong = ~plain | (t % (TELEMETRY_S * NS) != 0) | np.isinf(pct)
-    for reg in (chg, dis):
-        with np.errstate(invalid="ignore"):
-            wrong |= ~np.isfinite(reg) | (reg < 0) | (reg >= _EXACT_WH) | (reg != np.floor(reg))
-    inside = _within_segments(t, lengths)
-    if len(t) > 1:
-        step = (np.diff(t) != TELEMETRY_S * NS) | (np.diff(chg) < 0) | (np.diff(dis) < 0)
-        wrong[1:] |= step & inside
+    wrong = ~plain | _plain_registers(t, [chg, dis], lengths)
     bad = np.zeros(len(taken), dtype=bool)
-    bad[np.unique(body_of_row[wrong])] = True
+    bad[np.unique(row_body[wrong])] = True
     taken_arr = np.asarray(taken, dtype=np.int64)
     ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
     bad |= _time_rule(t, np.arange(len(taken)), lengths, ceiling, len(taken))
-    keep = ~bad[body_of_row]
+    keep = ~bad[row_body]
     kept = np.flatnonzero(~bad)
+    t, chg, dis, pct_kept = t[keep], chg[keep], dis[keep], pct[keep]
+    rows_kept = lengths[kept]
 
-    # battery_kwh: one interval between each two consecutive readings of a body
-    pair = inside & keep[1:] if len(t) > 1 else np.zeros(0, dtype=bool)
-    batt = (np.diff(dis)[pair] - np.diff(chg)[pair]) * 1e-3
-    batt_start = t[:-1][pair] if len(t) > 1 else np.zeros(0, dtype=np.int64)
-    batt_rows = np.maximum(lengths[kept] - 1, 0)
-    has = batt_rows > 0
-    battery = Part(channel="battery_kwh", seg_body=taken_arr[kept][has], seg_rows=batt_rows[has],
-                   seg_interval_s=np.full(int(has.sum()), TELEMETRY_S, dtype=np.int64), start_ns=batt_start,
-                   value=batt, quality=np.full(len(batt), _MEASURED, dtype=np.int8), sorted_grid=True)
-    # soc_pct: a reading on the grid closes the interval before it, measured; a null SoC is no row
-    have = keep & ~np.isnan(pct)
-    soc_rows = np.bincount(body_of_row[have], minlength=len(taken))[kept]
-    v = pct[have]
-    q = np.full(len(v), _MEASURED, dtype=np.int8)
-    q[(v < 0) | (v > 100)] = _SUSPECT  # kept, flagged (parse_payload)
-    has = soc_rows > 0
-    state = Part(channel="soc_pct", seg_body=taken_arr[kept][has], seg_rows=soc_rows[has],
+    # battery_kwh: combine_net(discharged, charged) on their common grid, in kWh
+    n_int, start, e_dis, est_dis = _counter_intervals(t, dis, rows_kept, TELEMETRY_S)
+    _, _, e_chg, est_chg = _counter_intervals(t, chg, rows_kept, TELEMETRY_S)
+    batt = (e_dis - e_chg) * 1e-3
+    q = np.where(est_dis | est_chg, _ESTIMATED, _MEASURED).astype(np.int8)
+    has = n_int > 0
+    battery = Part(channel="battery_kwh", seg_body=taken_arr[kept][has], seg_rows=n_int[has],
+                   seg_interval_s=np.full(int(has.sum()), TELEMETRY_S, dtype=np.int64), start_ns=start,
+                   value=batt, quality=q, sorted_grid=True)
+    n_soc, soc_start, v, q = _soc_rows(t, pct_kept, np.ones(len(t), dtype=bool), len(kept),
+                                       np.repeat(np.arange(len(kept)), rows_kept))
+    has = n_soc > 0
+    state = Part(channel="soc_pct", seg_body=taken_arr[kept][has], seg_rows=n_soc[has],
                  seg_interval_s=np.full(int(has.sum()), TELEMETRY_S, dtype=np.int64),
-                 start_ns=t[have] - TELEMETRY_S * NS, value=v, quality=q, sorted_grid=True)
+                 start_ns=soc_start, value=v, quality=q, sorted_grid=True)
     return Batch(taken=taken_arr[kept], parts=[p for p in (battery, state) if len(p.seg_body)])
 
 
