@@ -13,6 +13,9 @@ Quirks handled here:
 - Entries are linked by Atom <link rel="self|up|related">: a MeterReading's related links
   name its ReadingType and either its IntervalBlock collection (blocks point "up" to it) or
   the blocks themselves. With no usable links and exactly one ReadingType, that one applies.
+  Green Button Connect feeds (the GBA sample subscription feed) may instead nest the
+  ReadingType in the MeterReading's content and leave the blocks' collection unlinked: blocks
+  whose "up" is the MeterReading's own URI + /IntervalBlock are its blocks.
 - timePeriod.start is epoch UTC of the interval BEGINNING; no site tz is needed. DST days are
   simply 92 or 100 quarter-hours (LocalTimeParameters only matter for local reports).
 - value x 10^powerOfTenMultiplier in uom; only uom 72 (Wh) is electricity energy, anything
@@ -198,9 +201,14 @@ def parse_espi(payload: bytes, ctx: Ctx) -> pd.DataFrame:
     claimed = set()
     for mr in meter_readings:
         rt = next((by_self[h] for h in mr["related"] if h in by_self and by_self[h]["kind"] == "ReadingType"), None)
-        mine = [b for b in blocks if b["self"] in mr["related"] or b["up"] in mr["related"]]
+        own = f"{mr['self'].rstrip('/')}/IntervalBlock" if mr["self"] else None  # .../MeterReading/{id}/IntervalBlock
+        mine = [b for b in blocks if b["self"] in mr["related"] or b["up"] in mr["related"]
+                or (own is not None and b["up"] == own)]
         if not mine:
             continue
+        nested = _child(mr["res"], "ReadingType") if rt is None and mr["res"] is not None else None
+        if nested is not None:  # a Connect feed may carry it inside the MeterReading (GBA sample subscription feed)
+            rt = {"res": nested, "self": None, "kind": "ReadingType"}
         if rt is None:
             if len(rtypes) != 1:
                 ctx.fail("MeterReading without a linked ReadingType")
