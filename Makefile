@@ -29,6 +29,10 @@ test: install
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+.PHONY: audit
+audit: install  # pip-audit of .venv against PyPI's advisories (AUDIT_SERVICE=osv for OSV); exit 3 when unreachable
+	$(BIN)/python tools/audit.py
+
 ddl: install
 	$(BIN)/der db ddl --dialect postgresql > sql/schema.postgresql.sql
 	$(BIN)/der db ddl --dialect sqlite > sql/schema.sqlite.sql
