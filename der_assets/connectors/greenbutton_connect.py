@@ -31,7 +31,8 @@ Once a token answer arrives, the custodian's token store ($DER_HOME/greenbutton_
 tokens_<host and path>.json, mode 0600 in a 0700 folder, written atomically) holds each
 authorization's access token, its expiry, and the latest refresh token; a rotated refresh token
 is saved before it is used, under a file lock, so two processes never spend one token twice.
-Tokens never appear in a log line, an error or a repr (`redact`).
+Tokens never appear in a log line, an error or a repr: no log line of this module names one, and
+every error it raises has the exact values of the client secret and tokens in play masked (`mask`).
 
 Incremental pulls: one cursor per subscription (`SubscriptionCursor`). A round asks every usage
 point for what was published after the last round's end, up to the round's `published-max`; the
@@ -143,8 +144,8 @@ def default_token_file(base_url: str) -> Path:
 # ---- tokens -----------------------------------------------------------------------------------
 
 
-def redact(text: str, *secrets: Optional[str]) -> str:
-    """`text` with every non-empty secret replaced by ***."""
+def mask(text: str, *secrets: Optional[str]) -> str:
+    """`text` with each of these exact secret values (non-empty) replaced by ***."""
     for s in secrets:
         if s:
             text = text.replace(s, "***")
@@ -346,7 +347,7 @@ class ConnectClient:
                                           headers={"Authorization": f"Basic {basic}", "Accept": "application/json",
                                                    "Content-Type": "application/x-www-form-urlencoded"})
         except ConnectorError as exc:
-            exc.reason = redact(f"{what}: {exc.reason}", *form.values(), *self._secrets())
+            exc.reason = mask(f"{what}: {exc.reason}", form.get("code"), form.get("refresh_token"), *self._secrets())
             raise
         try:
             answer = json.loads(got.content)
@@ -452,7 +453,7 @@ class ConnectClient:
                 return await self.http.get(uri, endpoint=endpoint, site_id=site_id, params=params, window=window,
                                            headers={"Authorization": f"Bearer {grant.access_token}"})
             except ConnectorError as exc:
-                exc.reason = redact(exc.reason, *self._secrets(grant))
+                exc.reason = mask(exc.reason, *self._secrets(grant))
                 if exc.status != 401 or attempt == 2:
                     raise
                 log.info("Green Button Connect: access token refused (401) on %s; refreshing", endpoint)
