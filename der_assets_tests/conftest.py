@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 PG_URL_ENV = "DER_TEST_POSTGRES_URL"
+pytest_plugins = ["der_assets_tests.credential_log_guard"]  # no twin credential in any log of the run
 
 
 def _admin_engine():

@@ -14,6 +14,9 @@ Policy:
 - Not retried: other 4xx (401/403/404/422...): the request itself is wrong.
 - A 200 whose body is truncated or not JSON is returned as bytes: the caller lands it and
   the parser's ParseError quarantines it. Connectors do not judge content.
+- Credentials in URLs (SolarEdge api_key, Enphase key) never reach a log or an error:
+  importing this module installs ``der_assets.redact`` on every log record (httpx logs each
+  request URL at INFO), and every ConnectorError reason is redacted.
 - Gates are per process. Across processes, Dagster's tag concurrency limits (one per vendor)
   keep the fleet inside the vendor's limits (see DESIGN.md, Scale-out).
 """
@@ -35,7 +38,11 @@ from typing import Optional
 import httpx
 import pandas as pd
 
+from der_assets import redact as _redact
+
 from .payloads import as_utc, utc_now
+
+_redact.install()
 
 Window = Optional[tuple[Optional[dt.datetime], Optional[dt.datetime]]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -59,7 +66,7 @@ class ConnectorError(RuntimeError):
     def __init__(self, reason: str, *, source: str, endpoint: str, site_id: Optional[str] = None,
                  window: Window = None, status: Optional[int] = None, retryable: bool = False,
                  at: Optional[dt.datetime] = None):
-        self.reason = " ".join(str(reason).split())
+        self.reason = _redact.redact(" ".join(str(reason).split()))
         self.source, self.endpoint, self.site_id, self.window = source, endpoint, site_id, window
         self.status, self.retryable, self.at = status, retryable, at
         super().__init__(str(self))

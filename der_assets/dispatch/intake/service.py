@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 from der_assets import config
 from der_assets.atomic import write_atomic
 from der_assets.errors import UserError
+from der_assets.redact import RedactingFilter
+from der_assets.redact import install as install_redaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -206,6 +208,8 @@ def configure_logging(stream=None, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_Format("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_quiet_libraries)
+    handler.addFilter(RedactingFilter())  # a bearer token or a vendor key never reaches the log
+    install_redaction()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
