@@ -164,7 +164,8 @@ class Grant:
     scope: Optional[str] = None
 
     def fresh(self, wall: float) -> bool:
-        return bool(self.access_token) and self.expires_at is not None and wall < self.expires_at - REFRESH_EARLY_S
+        """An access token not yet (nearly) expired; one without a stated expiry is used until a 401."""
+        return bool(self.access_token) and (self.expires_at is None or wall < self.expires_at - REFRESH_EARLY_S)
 
     def to_dict(self) -> dict:
         return {"refresh_token": self.refresh_token, "access_token": self.access_token, "expires_at": self.expires_at,
@@ -313,6 +314,7 @@ class ConnectClient:
                                clock=clock, retry=retry, sleep=sleep, transport=transport,
                                headers={"Accept": "application/atom+xml"})
         self.requests = 0
+        self.authorization_failures: list[dict] = []
         self._refreshing = asyncio.Lock()  # one refresh at a time in this process (the file lock is across processes)
         self._host = urlsplit(settings.base_url)[:2]
 
@@ -462,22 +464,40 @@ class ConnectClient:
         raise AssertionError("unreachable")
 
     async def subscriptions(self) -> list[Subscription]:
-        """Each stored authorization's active subscription, from the Authorization resource ([GBA tokens])."""
-        out = []
+        """Each stored authorization's active subscription, from the Authorization resource ([GBA tokens]).
+
+        An authorization that cannot be read (its refresh refused, the custodian down) or is not active
+        (status 0 revoked, 2 denied) is in `authorization_failures`, and the others carry on; when none
+        can be read, the first error is raised.
+        """
+        out: list[Subscription] = []
+        self.authorization_failures: list[dict] = []
+        errors: list[ConnectorError] = []
+        uri = f"{self.settings.base_url}{ROOT}/Authorization"
         for key in list(self.grants()):
-            key, grant = await self._access(key)
-            uri = f"{self.settings.base_url}{ROOT}/Authorization"
-            got = await self.get(key, uri, endpoint="Authorization")
             try:
-                entries = _atom_entries(got.content, f"{uri}")
+                key, grant = await self._access(key)
+                got = await self.get(key, uri, endpoint="Authorization")
+                entries = _atom_entries(got.content, uri)
             except ValueError as exc:
-                raise ConnectorError(str(exc), source=SOURCE, endpoint="Authorization") from None
+                errors.append(ConnectorError(str(exc), source=SOURCE, endpoint="Authorization"))
+                self.authorization_failures.append({"authorization": key, "error": str(errors[-1])})
+                continue
+            except ConnectorError as exc:
+                errors.append(exc)
+                self.authorization_failures.append({"authorization": key, "error": str(exc)})
+                continue
             for e in entries:
                 if e["kind"] != "Authorization":
                     continue
                 resource, status = e["fields"].get("resourceURI"), e["fields"].get("status", "1")
                 if resource and status == "1":
                     out.append(Subscription(grant.authorization_uri or key, resource.rstrip("/")))
+                elif resource:
+                    self.authorization_failures.append({"authorization": key, "error": (
+                        f"subscription {resource} has status {status} (0 revoked, 2 denied): not pulled")})
+        if errors and not out and len(errors) == len(self.grants()):
+            raise errors[0]
         return out
 
     async def usage_points(self, sub: Subscription) -> list[str]:
@@ -568,7 +588,10 @@ async def pull(client: ConnectClient, cursors: Mapping[str, SubscriptionCursor],
     def budget_left() -> bool:
         return max_requests is None or client.requests - start_requests < max_requests
 
-    for sub in await client.subscriptions():
+    subscriptions = await client.subscriptions()
+    out.failures += [{"source": SOURCE, "site_id": None, "usage_point": None, **f}
+                     for f in client.authorization_failures]
+    for sub in subscriptions:
         state = out.cursors.get(sub.resource_uri, SubscriptionCursor())
         if state.round_max is None:
             state = replace(state, round_max=now, done=frozenset(), reached=None)

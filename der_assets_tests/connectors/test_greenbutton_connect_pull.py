@@ -132,3 +132,23 @@ def test_usage_points_of_inbox_utilities_are_left_alone(fleet, tmp_path):
         out = asyncio.run(go())
     assert {p.site_id for p in out.payloads} == {"S-00002"}
     assert len(out.skipped) == 2 and out.requests == 3 + 1  # no request spent on the inbox's meters
+
+
+def test_an_authorization_that_cannot_refresh_does_not_stop_the_others(fleet, tmp_path):
+    token_file = tmp_path / "tokens.json"
+    with connect_twin(fleet, "2026-07-14T00:00Z", advance_h=24 * 3) as twin:
+        settings = twin.settings(token_file)
+
+        async def go():
+            async with gbc.ConnectClient(settings) as client:
+                await client.refresh(gbc.SEED)  # the fleet's authorization, stored
+                store = client.store.load()
+                store["https://elsewhere.example/Authorization/9"] = gbc.Grant(refresh_token="revoked-long-ago")
+                client.store.save(store)
+                return await gbc.pull(client, {}, now=twin.clock(), site_of=meters(fleet).get)
+
+        out = asyncio.run(go())
+    assert len(out.payloads) == 3 and out.rounds_finished == 1
+    (failure,) = out.failures
+    assert failure["authorization"] == "https://elsewhere.example/Authorization/9"
+    assert "invalid_grant" in failure["error"] and "revoked-long-ago" not in failure["error"]

@@ -116,8 +116,9 @@ def greenbutton_connect_sensor(context: dg.SensorEvaluationContext, warehouse: W
             days[day] = max(days.get(day, 0), payload_id)
     context.update_cursor(gbc.cursors_to_json(outcome.cursors))
     for failure in outcome.failures:
-        context.log.warning(f"Green Button Connect, usage point {failure['usage_point']} (site "
-                            f"{failure['site_id']}): {failure['error']}")
+        where = (f"authorization {failure['authorization']}" if failure.get("authorization")
+                 else f"usage point {failure['usage_point']} (site {failure['site_id']})")
+        context.log.warning(f"Green Button Connect, {where}: {failure['error']}")
     context.log.info(f"Green Button Connect: {outcome.requests} requests, {len(outcome.payloads)} answers with data, "
                      f"{len(outcome.failures)} failures, {outcome.rounds_finished} subscription rounds finished")
     if not days:
