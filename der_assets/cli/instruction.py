@@ -37,11 +37,11 @@ def _receive(engine, raw: bytes, source: str, *, check_registry: bool = True):
 
     from der_assets.dispatch.errors import DispatchInputError
     from der_assets.dispatch.intake.jsonbody import receive_json
-    from der_assets.dispatch.intake.resources import registry_resource_ids
+    from der_assets.dispatch.intake.resources import registry_resources
 
     try:
         return receive_json(engine, raw, channel="cli", source=source, received_at=dt.datetime.now(dt.timezone.utc),
-                            resource_ids=registry_resource_ids(engine) if check_registry else None)
+                            resource_ids=registry_resources(engine) if check_registry else None)
     except DispatchInputError as exc:
         raise ValidationFailed(f"instruction refused, nothing stored: {exc}", []) from None
 

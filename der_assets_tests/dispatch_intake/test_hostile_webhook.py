@@ -32,7 +32,10 @@ LIMIT = 64_000
 def _serve(engine):
     from der_assets.dispatch.intake.http import build_app
 
-    app = build_app(engine, hmac_secret=SECRET, bearer_token=TOKEN, resource_ids={"AGG-1"}, max_body_bytes=LIMIT)
+    from der_assets.dispatch.intake.resources import ResourceSet
+
+    app = build_app(engine, hmac_secret=SECRET, bearer_token=TOKEN, resource_ids=ResourceSet({"AGG-1": {"PJM"}}),
+                    max_body_bytes=LIMIT)
     return serving({"intake": app})
 
 
@@ -125,6 +128,7 @@ def test_no_500_for_nesting_or_a_modification_over_the_32_bit_column(client, eng
 
 ABSURD = [
     (body(iso="XYZ"), "iso", "'XYZ' is not an ISO the registry enrolls in (PJM, NYISO, ISONE)"),
+    (body(iso="NYISO"), "iso", "resource AGG-1 is enrolled in PJM, not NYISO"),
     (body(target_kw=1e308), "target_kw", "1e+308 kW is over 1e+07 kW (10 GW)"),
     (body(start="9999-07-15T18:00:00Z", end="9999-07-15T20:00:00Z"), "start",
      "9999-07-15T18:00:00Z is more than 400 days after it was received"),

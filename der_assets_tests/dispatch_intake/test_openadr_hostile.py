@@ -40,6 +40,12 @@ def entity_message() -> str:
     return '<!DOCTYPE oadrPayload [<!ENTITY a "abc">]>' + xml.replace("<d3p1:vtnID>EPRI_VTN", "<d3p1:vtnID>&a;", 1)
 
 
+def schema_failing_message() -> str:
+    """The EPRI oadrDistributeEvent with a modificationNumber that is not a number."""
+    xml = (FIXTURES / "distribute_event_active.xml").read_text()
+    return xml.replace("<d3p1:modificationNumber>0<", "<d3p1:modificationNumber>zero<", 1)
+
+
 def _quarantined(engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(sa.select(raw_payloads.c.error).where(
@@ -131,6 +137,11 @@ def test_an_entity_bearing_message_is_quarantined_and_the_ven_lives_on(engine, i
             poison.append(entity_message())
             errors = until(lambda: _alive(proc) and _quarantined(engine), "the entity-bearing message quarantined")
             assert len(errors) == 1 and "DTDForbidden" in errors[0], errors
+            # a message that fails the 2.0b schema is kept too, quarantined with the schema's complaint
+            poison.append(schema_failing_message())
+            errors = until(lambda: _alive(proc) and len(_quarantined(engine)) == 2 and _quarantined(engine),
+                           "the schema-failing message quarantined")
+            assert "fails the OpenADR 2.0b schema" in errors[1] and "modificationNumber" in errors[1], errors
             assert not poison  # it was served, and then
             # the VEN still records the next real event
             start = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).replace(second=0, microsecond=0)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from der_assets.dispatch.contract import Instruction
 from der_assets.dispatch.errors import DispatchInputError
@@ -76,7 +76,8 @@ def check_span(data: Mapping, *, source: str) -> None:
                                          f"{MAX_DURATION / dt.timedelta(hours=1):g} h are accepted", field="end")
 
 
-def check_ranges(instruction: Instruction, *, source: str, resource_isos: Mapping[str, str] | None = None) -> None:
+def check_ranges(instruction: Instruction, *, source: str,
+                 resource_isos: Mapping[str, Collection[str]] | None = None) -> None:
     """Everything judged from the instruction alone (and the registry's resource -> ISO, when given)."""
     for field in ("instruction_id", "iso", "resource_id"):
         value = getattr(instruction, field)
@@ -87,9 +88,9 @@ def check_ranges(instruction: Instruction, *, source: str, resource_isos: Mappin
                                          f"({', '.join(ISOS)})", field="iso")
     if resource_isos is not None and instruction.resource_id in resource_isos:
         enrolled = resource_isos[instruction.resource_id]
-        if enrolled != instruction.iso:
-            raise DispatchInputError(source, f"resource {instruction.resource_id} is enrolled in {enrolled}, "
-                                             f"not {instruction.iso}", field="iso")
+        if instruction.iso not in enrolled:
+            raise DispatchInputError(source, f"resource {instruction.resource_id} is enrolled in "
+                                             f"{', '.join(sorted(enrolled))}, not {instruction.iso}", field="iso")
     if not 0 <= instruction.modification <= MAX_MODIFICATION:
         raise DispatchInputError(source, f"{instruction.modification} is over {MAX_MODIFICATION}, the largest "
                                          "modification number stored", field="modification")

@@ -122,7 +122,7 @@ def check_storable(instruction: Instruction, *, source: str, resource_ids: Colle
         limit = T.c[field].type.length
         if len(value) > limit:
             raise DispatchInputError(source, f"is {len(value)} characters; at most {limit} are stored", field=field)
-    check_ranges(instruction, source=source)
+    check_ranges(instruction, source=source, resource_isos=getattr(resource_ids, "isos", None))
     if resource_ids is not None and instruction.resource_id not in resource_ids:
         raise DispatchInputError(source, unknown_resource(instruction.resource_id, resource_ids), field="resource_id")
 
