@@ -31,17 +31,31 @@ SUNSPEC_SOURCES = ("generac", "sunspec")
 
 
 class ScaledClock:
-    """Wall time, or a replay that starts at `start` and runs `speed` times faster than the wall."""
+    """Wall time, or a replay that starts at `start` and runs `speed` times faster than the wall.
 
-    def __init__(self, start: pd.Timestamp | None = None, speed: float = 1.0, wall=time.time):
+    held: the clock stands at `start` until `release()`, so a replay's startup (the past simulated,
+    the servers bound) costs no twin time however slow the machine is: the twin is at exactly
+    `start` when its ready file says it listens.
+    """
+
+    def __init__(self, start: pd.Timestamp | None = None, speed: float = 1.0, wall=time.time, *,
+                 held: bool = False):
         if speed <= 0:
             raise ValueError("speed must be positive")
         self._wall = wall
         self._wall0 = wall()
         self._start = pd.Timestamp(self._wall0, unit="s", tz="UTC") if start is None else pd.Timestamp(start).tz_convert("UTC")
         self.speed = speed
+        self.held = held
+
+    def release(self) -> None:
+        """Start a held clock running from `start`, now."""
+        if self.held:
+            self._wall0, self.held = self._wall(), False
 
     def __call__(self) -> pd.Timestamp:
+        if self.held:
+            return self._start
         # microseconds: what Python datetimes (and the databases) keep
         return (self._start + pd.Timedelta(seconds=(self._wall() - self._wall0) * self.speed)).floor("us")
 
@@ -194,13 +208,13 @@ async def run(
     history_days: the twin begins that many days before now (at UTC midnight, see
     history_start) and has simulated up to now before anything listens; 0 starts it now.
     clock: a ready-made clock (tests pass a ScaledClock on their own wall); default
-    ScaledClock(start, speed).
+    ScaledClock(start, speed), held at `start` until the ready file is written when replaying.
     """
     from der_assets.simulator.servers.runner import AppServer
     from der_assets.simulator.sunspec_server import SunSpecServer, SunSpecSite
 
     stop = stop or asyncio.Event()
-    clock = clock or ScaledClock(start, speed)
+    clock = clock or ScaledClock(start, speed, held=start is not None)
     now = clock()
     begin = history_start(now, history_days) if history_days else now
     hub = TwinHub(registry, start=begin, clock=clock, seed=seed, faults=faults)
@@ -232,6 +246,8 @@ async def run(
 
     if deliver is not None:
         sim.history["ami_backlog"] = "delivering"
+    if getattr(clock, "held", False):
+        clock.release()  # twin time runs from `start` from here: the ready file's clock says so
     write_ready()
     log.info("twin ready: %d HTTP APIs, %d SunSpec devices", len(servers), len(modbus))
 

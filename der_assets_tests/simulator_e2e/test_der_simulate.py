@@ -4,6 +4,10 @@ The twin runs as its own process in fast replay (600 simulated seconds per wall 
 noon in July, when self-consumption charges every battery from PV. One battery is told over
 SunSpec Modbus (model 124) to discharge; read back over the same protocol, its state of
 charge falls while an untouched battery's does not.
+
+Waits are in twin time, read from the clock the ready file publishes, never a wall-clock sleep:
+the replay clock stands at --start until the ready file is written (however long the startup
+takes on a busy machine), and the test waits until the twin has run 40 minutes past the command.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from der_assets.registry.demo import demo_fleet
@@ -23,6 +28,7 @@ from der_assets.registry.files import write_registry_file
 
 pytestmark = pytest.mark.slow
 sclient = pytest.importorskip("sunspec2.modbus.client")
+START = pd.Timestamp("2026-07-15T16:00Z")  # noon in Philadelphia
 
 
 @pytest.fixture
@@ -33,7 +39,7 @@ def twin_process(tmp_path):
     log = open(tmp_path / "simulate.log", "w")
     proc = subprocess.Popen(
         [str(der), "simulate", "--registry", str(registry), "--ready-file", str(ready),
-         "--start", "2026-07-15T16:00Z", "--speed", "600", "--inbox", str(tmp_path / "inbox")],
+         "--start", START.isoformat(), "--speed", "600", "--inbox", str(tmp_path / "inbox")],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ),
     )
     try:
@@ -51,6 +57,19 @@ def twin_process(tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             log.close()
+
+
+def _twin_now(ready: dict) -> pd.Timestamp:
+    """The twin's time now, from the clock its ready file describes (the same wall clock as ours)."""
+    clock = ready["clock"]
+    return pd.Timestamp(clock["sim_epoch"]) + pd.Timedelta(seconds=(time.time() - clock["wall_epoch_s"]) * clock["speed"])
+
+
+def _wait_twin(ready: dict, until: pd.Timestamp) -> None:
+    deadline = time.monotonic() + 120
+    while _twin_now(ready) < until:
+        assert time.monotonic() < deadline, f"the twin did not reach {until}"
+        time.sleep(0.05)
 
 
 def _read_soc(device: dict) -> float:
@@ -82,6 +101,8 @@ def test_ready_file_lists_every_protocol(twin_process):
     expected = set(fleet.loc[fleet.telemetry_source.isin(["generac", "sunspec"]), "site_id"])
     assert {d["site_id"] for d in ready["sunspec"]} == expected
     assert all(d["host"] == "127.0.0.1" for d in ready["sunspec"])
+    # startup cost no twin time: the past was simulated up to --start exactly, and the clock runs from there
+    assert pd.Timestamp(ready["history"]["until"]) == START == pd.Timestamp(ready["clock"]["sim_epoch"])
 
 
 def test_discharge_over_modbus_changes_later_telemetry(twin_process):
@@ -96,9 +117,12 @@ def test_discharge_over_modbus_changes_later_telemetry(twin_process):
     soc_before = _read_soc(commanded)
     control_before = _read_soc(control)
     _discharge(commanded, 100.0)  # full rated power
-    time.sleep(4)  # about 40 simulated minutes
+    commanded_at = _twin_now(ready)
+    # 40 twin minutes, and one more step of the twin's run loop (a sync a wall second, 10 twin minutes)
+    _wait_twin(ready, commanded_at + pd.Timedelta(minutes=50))
     soc_after = _read_soc(commanded)
     control_after = _read_soc(control)
+    assert _twin_now(ready) < START + pd.Timedelta(hours=4), "the reads ran into the evening"
     # 5-9 kW for ~40 min out of 20 kWh is a drop of well over 5 points of SoC
     assert soc_after < soc_before - 5.0, (soc_before, soc_after)
     # the untouched battery charges from noon PV (or sits full)
