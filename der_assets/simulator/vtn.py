@@ -258,7 +258,8 @@ async def run_vtn(*, ready_file: Path | None, stop: asyncio.Event, host: str = "
         while not stop.is_set():
             body = vtn.ready()
             if ready_file is not None and body != written:  # rewritten when a VEN registers
-                write_atomic(ready_file, lambda tmp, b=body: tmp.write_text(json.dumps(b, indent=1) + "\n"))
+                write_atomic(ready_file, lambda tmp, b=body: tmp.write_text(json.dumps(b, indent=1) + "\n"),
+                             private=True)  # it holds the admin token
                 written = body
             try:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)

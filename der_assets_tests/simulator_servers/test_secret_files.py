@@ -8,6 +8,7 @@ import os
 import stat
 
 import pandas as pd
+import pytest
 
 from der_assets.atomic import write_atomic
 from der_assets.registry.demo import demo_fleet
@@ -56,3 +57,13 @@ def test_the_intake_ready_file_with_demo_secrets_is_private(tmp_path):
         assert _mode(tmp_path / "intake_ready.json") == 0o600
     assert _mode(tmp_path / "intake_ready.json") == 0o600  # rewritten on stop, still private
     engine.dispose()
+
+
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+def test_the_demo_vtn_ready_file_is_private(tmp_path):
+    pytest.importorskip("openleadr")
+    from der_assets_tests.dispatch_intake._running import running_vtn
+
+    with running_vtn(tmp_path) as ready:
+        assert any("token" in key for key in ready)  # what makes it secret
+        assert _mode(tmp_path / "vtn_ready.json") == 0o600
