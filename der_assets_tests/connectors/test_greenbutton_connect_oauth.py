@@ -31,11 +31,11 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-def test_authorization_code_flow_then_data(fleet, tmp_path):
+def test_authorization_code_flow_then_its_usage_points(fleet, tmp_path):
     """authorize -> 302 with code and state -> token (HTTP Basic) -> the Authorization names this
     customer's subscription, whose one usage point is the customer's meter."""
     site = "S-00002"
-    with connect_twin(fleet, START, advance_h=24 * 4) as twin:
+    with connect_twin(fleet, START, advance_h=1) as twin:  # no data needed: consent, tokens, usage points
         settings = twin.settings(tmp_path / "gbc" / "tokens.json", refresh_token=None)
 
         async def flow():
@@ -64,7 +64,7 @@ def test_authorization_code_flow_then_data(fleet, tmp_path):
 
 def test_refresh_rotates_and_is_stored_0600(fleet, tmp_path):
     token_file = tmp_path / "gbc" / "tokens.json"
-    with connect_twin(fleet, START, advance_h=24 * 3) as twin:
+    with connect_twin(fleet, START, advance_h=1) as twin:
         settings = twin.settings(token_file)
 
         async def twice():
@@ -90,7 +90,7 @@ def test_refresh_rotates_and_is_stored_0600(fleet, tmp_path):
 def test_expired_access_token_is_refreshed_and_the_request_asked_again(fleet, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     token_file = tmp_path / "gbc" / "tokens.json"
-    with connect_twin(fleet, START, advance_h=24 * 4, access_ttl_s=3600) as twin:
+    with connect_twin(fleet, START, advance_h=1, access_ttl_s=3600) as twin:
         settings = twin.settings(token_file)
 
         async def pull_after_expiry():
@@ -118,7 +118,7 @@ def test_expired_access_token_is_refreshed_and_the_request_asked_again(fleet, tm
 
 
 def test_wrong_client_secret_is_one_line_without_the_secret(fleet, tmp_path):
-    with connect_twin(fleet, START, advance_h=24) as twin:
+    with connect_twin(fleet, START, advance_h=1) as twin:
         settings = twin.settings(tmp_path / "tokens.json")
         bad = gbc.ConnectSettings(base_url=settings.base_url, client_id=CLIENT_ID, client_secret="wrong-secret-9",
                                   refresh_token=SEED_REFRESH, token_file=settings.token_file)
@@ -156,7 +156,7 @@ def test_a_stored_token_the_custodian_forgot_falls_back_to_the_configured_one(fl
     token is refused (invalid_grant), the configured one is tried once, and the pull goes on."""
     token_file = tmp_path / "gbc" / "tokens.json"
     for _ in range(2):
-        with connect_twin(fleet, START, advance_h=24 * 3) as twin:
+        with connect_twin(fleet, START, advance_h=1) as twin:
             async def go():
                 async with gbc.ConnectClient(twin.settings(token_file)) as client:
                     return await client.subscriptions()
