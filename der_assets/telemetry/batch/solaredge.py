@@ -76,6 +76,21 @@ class _PowerDoc(msgspec.Struct, gc=False):
     powerDetails: _Block
 
 
+class _Register(msgspec.Struct, gc=False):
+    meterType: str
+    values: List[_Slot]
+
+
+class _RegisterBlock(msgspec.Struct, gc=False):
+    meters: List[_Register]
+    timeUnit: Any = None
+    unit: Any = "Wh"  # parse_meters reads an absent unit as Wh (a null one is no unit)
+
+
+class _MetersDoc(msgspec.Struct, gc=False):
+    meterEnergyDetails: _RegisterBlock
+
+
 class _Reading(msgspec.Struct, gc=False):
     timeStamp: str
     lifeTimeEnergyCharged: _Num = None
@@ -97,7 +112,7 @@ class _StorageDoc(msgspec.Struct, gc=False):
 
 
 _DECODERS = {"energyDetails": msgspec.json.Decoder(_EnergyDoc), "powerDetails": msgspec.json.Decoder(_PowerDoc),
-             "storageData": msgspec.json.Decoder(_StorageDoc)}
+             "storageData": msgspec.json.Decoder(_StorageDoc), "meters": msgspec.json.Decoder(_MetersDoc)}
 _POWER_KW = {"W": 1e-3, "kW": 1.0}  # parse_power_details' units
 
 
@@ -557,6 +572,115 @@ def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     return Batch(taken=taken_arr[kept], parts=[p for p in (battery, state) if len(p.seg_body)])
 
 
+# ---- meters ------------------------------------------------------------------------------
+
+def read_meters(bodies: Sequence[bytes], context: BatchContext) -> Batch:
+    """/meters lifetime registers (Wh, one reading per slot, off the quarter-hour grid): pv and
+    load per register, grid = Purchased - FeedIn when the site has one of each."""
+    decoder = _DECODERS["meters"]
+    zones: list[str] = []
+    zone_index: dict[str, int] = {}
+    taken: list[int] = []
+    seg_body, seg_kind, seg_rows, seg_interval, seg_scale, seg_zone = [], [], [], [], [], []
+    labels: list = []
+    values: list = []
+    for j, body in enumerate(bodies):
+        tz = context.timezones[j]
+        if not _decodable(body) or not _zone_ok(tz):
+            continue
+        try:
+            block = decoder.decode(body).meterEnergyDetails
+        except (msgspec.DecodeError, TypeError, ValueError, OverflowError, RecursionError):
+            continue
+        if type(block.timeUnit) is not str or block.timeUnit not in TIME_UNITS_S:
+            continue
+        try:
+            scale = energy_unit_scale(block.unit, _NO_CTX)
+        except ParseError:
+            continue
+        types = [m.meterType for m in block.meters]
+        if not set(types) <= KNOWN_METERS or len(set(types)) != len(types):
+            continue  # several registers of a type: the parser's pairing by connection
+        z = zone_index.get(tz)
+        if z is None:
+            z = zone_index[tz] = len(zones)
+            zones.append(tz)
+        k = len(taken)
+        taken.append(j)
+        for meter in block.meters:
+            items = meter.values
+            seg_body.append(k)
+            seg_kind.append(meter.meterType)
+            seg_rows.append(len(items))
+            seg_interval.append(TIME_UNITS_S[block.timeUnit])
+            seg_scale.append(scale)
+            seg_zone.append(z)
+            labels.extend(map(_GET_DATE, items))
+            values.extend(map(_GET_VALUE, items))
+    block = None
+    seg_body = np.asarray(seg_body, dtype=np.int64)
+    seg_rows = np.asarray(seg_rows, dtype=np.int64)
+    seg_interval = np.asarray(seg_interval, dtype=np.int64)
+    seg_scale = np.asarray(seg_scale, dtype=np.float64)
+    seg_kind = np.asarray(seg_kind, dtype=object)
+    wh = np.array(values, dtype=np.float64)
+    del values
+    t, plain = _labels_to_utc(labels, np.repeat(np.asarray(seg_zone, dtype=np.int64), seg_rows), zones)
+    del labels
+
+    bad = np.zeros(len(taken), dtype=bool)
+    wrong = ~plain | _plain_registers(t, [wh], seg_rows)
+    if wrong.any():
+        bad[_bodies_of(wrong, seg_body, seg_rows)] = True
+    taken_arr = np.asarray(taken, dtype=np.int64)
+    ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
+    bad |= _time_rule(t, seg_body, seg_rows, ceiling, len(taken))
+    offsets = np.concatenate([[0], np.cumsum(seg_rows)])
+    purchased = np.flatnonzero(seg_kind == "Purchased")
+    feed_in = np.flatnonzero(seg_kind == "FeedIn")
+    paired = np.intersect1d(seg_body[purchased], seg_body[feed_in])
+    p_of = dict(zip(seg_body[purchased].tolist(), purchased.tolist()))
+    f_of = dict(zip(seg_body[feed_in].tolist(), feed_in.tolist()))
+    for body in paired.tolist():
+        p, f = p_of[body], f_of[body]
+        if not bad[body] and not np.array_equal(t[offsets[p]:offsets[p + 1]], t[offsets[f]:offsets[f + 1]]):
+            bad[body] = True  # the parser's outer merge of two grids: its to read
+
+    parts = []
+    keep = ~bad[seg_body]
+    for interval_s in np.unique(seg_interval[keep]).tolist():
+        segs = np.flatnonzero(keep & (seg_interval == interval_s))
+        rows = _segment_rows(segs, offsets)
+        n_int, start, energy, estimated = _counter_intervals(t[rows], wh[rows], seg_rows[segs], interval_s)
+        out = np.concatenate([[0], np.cumsum(n_int)])
+        quality = np.where(estimated, _ESTIMATED, _MEASURED).astype(np.int8)
+        kind, body = seg_kind[segs], seg_body[segs]
+        for meter, channel in ENERGY_METERS.items():
+            pos = np.flatnonzero((kind == meter) & (n_int > 0))
+            r = _segment_rows(pos, out)
+            v = energy[r] * np.repeat(seg_scale[segs[pos]], n_int[pos])
+            parts.append(_counter_part(channel, taken_arr[body[pos]], n_int[pos], interval_s, start[r], v,
+                                       quality[r]))
+        # one Purchased and one FeedIn at a site pair whatever their serials (_grid_pairs); one alone
+        # gives no grid rows
+        both = np.isin(body, paired) & (n_int > 0)
+        pos_p = np.flatnonzero(both & (kind == "Purchased"))
+        pos_f = np.flatnonzero(both & (kind == "FeedIn"))
+        rp, rf = _segment_rows(pos_p, out), _segment_rows(pos_f, out)
+        v = (energy[rp] - energy[rf]) * np.repeat(seg_scale[segs[pos_p]], n_int[pos_p])
+        parts.append(_counter_part("grid_kwh", taken_arr[body[pos_p]], n_int[pos_p], interval_s, start[rp], v,
+                                   np.maximum(quality[rp], quality[rf])))
+    return Batch(taken=taken_arr[~bad], parts=[p for p in parts if len(p.seg_body)])
+
+
+def _counter_part(channel, seg_body, seg_rows, interval_s, start, value, quality) -> Part:
+    """Rows of _counter_intervals: every segment strictly increasing on its interval's UTC grid."""
+    return Part(channel=channel, seg_body=seg_body, seg_rows=seg_rows,
+                seg_interval_s=np.full(len(seg_body), interval_s, dtype=np.int64), start_ns=start, value=value,
+                quality=quality, sorted_grid=True)
+
+
 READERS = {"energyDetails": partial(read_details, "energyDetails"),
            "powerDetails": partial(read_details, "powerDetails"),
+           "meters": read_meters,
            "storageData": read_storage}
