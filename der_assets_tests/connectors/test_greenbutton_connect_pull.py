@@ -73,10 +73,11 @@ def test_connect_pull_gives_the_same_rows_as_the_inbox_file_of_the_same_days(fle
     by_day = [normalize_day([LandedPayload(i, p.source, p.endpoint, p.site_id, pd.Timestamp(p.received_at), p.content)
                              for i, p in enumerate(payloads)], fleet, day_start=day,
                             believed_at=pd.Timestamp("2026-11-05T00:00Z"), sources=["ami"]).rows
-              for payloads in (out.payloads, inbox_payloads)]
+              for payloads in (out.payloads, inbox_payloads, out.payloads + inbox_payloads)]
     ami = [r[r["source"] == "ami"][KEY].sort_values(KEY).reset_index(drop=True) for r in by_day]
     assert len(ami[0]) == 3 * 96 and ami[0]["value"].notna().all()
     pd.testing.assert_frame_equal(ami[0], ami[1])
+    pd.testing.assert_frame_equal(ami[0], ami[2])  # a meter's day from both paths is one row per interval
     # the fall-back day is there, whole: 100 quarter-hours of 2026-11-01 local at a Chicago meter
     local = connect.assign(day=connect["interval_start"].dt.tz_convert("America/Chicago").dt.date)
     fall_back = local[(local.site_id == "S-00001") & (local.day == pd.Timestamp("2026-11-01").date())]
