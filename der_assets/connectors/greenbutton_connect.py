@@ -31,8 +31,10 @@ Once a token answer arrives, the custodian's token store ($DER_HOME/greenbutton_
 tokens_<host and path>.json, mode 0600 in a 0700 folder, written atomically) holds each
 authorization's access token, its expiry, and the latest refresh token; a rotated refresh token
 is saved before it is used, under a file lock, so two processes never spend one token twice.
-Tokens never appear in a log line, an error or a repr: no log line of this module names one, and
-every error it raises has the exact values of the client secret and tokens in play masked (`mask`).
+Tokens never appear in a log line, an error or a repr: no log line of this module names one,
+der_assets.redact (installed by connectors/http.py) masks token parameters and Authorization
+headers in every log record and ConnectorError, and the errors raised here also have the exact
+values of the client secret and tokens in play masked (`mask`).
 
 Incremental pulls: one cursor per subscription (`SubscriptionCursor`). A round asks every usage
 point for what was published after the last round's end, up to the round's `published-max`; the
