@@ -137,11 +137,13 @@ def counter_to_intervals(
         return _frame(starts, np.full(len(starts), np.nan), np.full(len(starts), "missing", dtype=object),
                       np.full(len(starts), FLAG_NO_READING, dtype=object))
 
-    if bidirectional:
-        step = np.diff(c)
-        roll = reset = np.zeros(len(step), dtype=bool)
-    else:
-        step, roll, reset = counter_steps(c, rollover_at=rollover_at, max_step=max_step)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, not warned about
+        if bidirectional:
+            step = np.diff(c)
+            roll = reset = np.zeros(len(step), dtype=bool)
+        else:
+            step, roll, reset = counter_steps(c, rollover_at=rollover_at, max_step=max_step)
+        energy_cum = np.concatenate([[0.0], np.cumsum(step)])
     spike = (step > max_step) if max_step is not None else np.zeros(len(step), dtype=bool)
     dt_s = np.diff(t) / _NS
     gap = (dt_s > max_gap_s) if max_gap_s is not None else np.zeros(len(step), dtype=bool)
@@ -149,7 +151,6 @@ def counter_to_intervals(
     unspread = (dt_s > max_spread_s) if max_spread_s is not None else np.zeros(len(step), dtype=bool)
     dup_step = conflict[:-1] | conflict[1:] if len(t) > 1 else np.zeros(0, dtype=bool)
 
-    energy_cum = np.concatenate([[0.0], np.cumsum(step)])
     if not np.isfinite(energy_cum).all():
         raise OverflowError("counter readings overflow when differenced (a register beyond any meter's range)")
     lo_edge, hi_edge = _window_edges(t, interval_ns, window)
