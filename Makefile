@@ -29,6 +29,11 @@ test: install
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+.PHONY: fuzz
+FUZZ_CASES ?= 20000
+fuzz: install  # mutated vendor payloads through the parsers and both fleet-day paths; prints its figures as JSON
+	$(BIN)/python -m der_assets_tests.fuzz.run --cases $(FUZZ_CASES)
+
 .PHONY: audit
 audit: install  # pip-audit of .venv against PyPI's advisories (AUDIT_SERVICE=osv for OSV); exit 3 when unreachable
 	$(BIN)/python tools/audit.py
