@@ -32,6 +32,21 @@ def fleet_of(source: str, n_sites: int, tz: str | None = None, size: int = 120) 
     return fleet
 
 
+def day_faults(vendor: str, day: pd.Timestamp, sites: list, fifth: dict) -> dict:
+    """A fault plan for one UTC day: a dropout at sites[0] (15-16 h), pv stuck at sites[1] (14-16 h),
+    spiked x40 at sites[2] (17:00-17:10), everything six hours late at sites[3], and `fifth` at sites[4]."""
+    d = f"{day:%Y-%m-%d}"
+    rules = [
+        {"kind": "dropout", "sites": sites[:1], "start": f"{d}T15:00Z", "end": f"{d}T16:00Z"},
+        {"kind": "stuck", "sites": sites[1:2], "channel": "pv_kwh", "start": f"{d}T14:00Z", "end": f"{d}T16:00Z"},
+        {"kind": "spike", "sites": sites[2:3], "channel": "pv_kwh", "factor": 40, "start": f"{d}T17:00Z",
+         "end": f"{d}T17:10Z"},
+        {"kind": "late", "sites": sites[3:4], "delay_s": 6 * 3600},
+        {"sites": sites[4:5], **fifth},
+    ]
+    return {"seed": 2, "rules": [{"vendor": vendor, **rule} for rule in rules]}
+
+
 def twin(registry: pd.DataFrame, day: pd.Timestamp, faults: dict | None = None, seed: int = 1,
          now: pd.Timestamp | None = None) -> TwinHub:
     """A hub whose clock stands at `now`, by default an hour after the UTC day (its history is all there)."""

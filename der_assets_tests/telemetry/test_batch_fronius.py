@@ -25,7 +25,7 @@ from der_assets.telemetry.batch.fronius import read_archive
 from der_assets.telemetry.parsers.fronius import MINUS, PLUS, PRODUCED
 
 from ._helpers import fixture_bytes
-from .batch_sma_fronius import assert_reads_as_parser, fleet_of, fronius_bodies, landed, one_body, twin
+from .batch_sma_fronius import assert_reads_as_parser, day_faults, fleet_of, fronius_bodies, landed, one_body, twin
 from .test_fleet_day import _fast_equals_reference, _mutate
 
 DAY = pd.Timestamp("2026-07-15T00:00Z")
@@ -48,16 +48,7 @@ def _read(bodies, received=LATE):
 def faulted_day():
     fleet = fleet_of("fronius", 6)
     sites = fleet.loc[fleet["telemetry_source"] == "fronius", "site_id"].drop_duplicates().tolist()
-    d = f"{DAY:%Y-%m-%d}"
-    faults = {"seed": 2, "rules": [
-        {"kind": "dropout", "vendor": "fronius", "sites": sites[:1], "start": f"{d}T15:00Z", "end": f"{d}T16:00Z"},
-        {"kind": "counter_reset", "vendor": "fronius", "sites": sites[1:2], "start": f"{d}T12:00Z"},
-        {"kind": "spike", "vendor": "fronius", "sites": sites[2:3], "channel": "pv_kwh", "factor": 40,
-         "start": f"{d}T17:00Z", "end": f"{d}T17:10Z"},
-        {"kind": "stuck", "vendor": "fronius", "sites": sites[3:4], "channel": "pv_kwh", "start": f"{d}T14:00Z",
-         "end": f"{d}T16:00Z"},
-        {"kind": "late", "vendor": "fronius", "sites": sites[4:5], "delay_s": 6 * 3600},
-    ]}
+    faults = day_faults("fronius", DAY, sites, {"kind": "counter_reset", "start": f"{DAY:%Y-%m-%d}T12:00Z"})
     items = fronius_bodies(twin(fleet, DAY, faults), DAY)
     dropped = [k for k, (site, _, _) in enumerate(items) if site == sites[0]]
     site, tz, body = items[-1]

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from der_assets.telemetry.batch import BatchContext
 from der_assets.telemetry.batch.sma import read_measurements
 
-from .batch_sma_fronius import assert_reads_as_parser, fleet_of, landed, one_body, sma_bodies, twin
+from .batch_sma_fronius import assert_reads_as_parser, day_faults, fleet_of, landed, one_body, sma_bodies, twin
 from .test_fleet_day import _fast_equals_reference, _mutate
 
 DAY = pd.Timestamp("2026-07-15T00:00Z")
@@ -53,17 +53,8 @@ def _local_day_body(items, day, tz):
 def faulted_day():
     fleet = fleet_of("sma", 6)
     sites = fleet.loc[fleet["telemetry_source"] == "sma", "site_id"].drop_duplicates().tolist()
-    d = f"{DAY:%Y-%m-%d}"
-    faults = {"seed": 2, "rules": [
-        {"kind": "dropout", "vendor": "sma", "sites": sites[:1], "start": f"{d}T15:00Z", "end": f"{d}T16:00Z"},
-        {"kind": "stuck", "vendor": "sma", "sites": sites[1:2], "channel": "pv_kwh", "start": f"{d}T14:00Z",
-         "end": f"{d}T16:00Z"},
-        {"kind": "spike", "vendor": "sma", "sites": sites[2:3], "channel": "pv_kwh", "factor": 40,
-         "start": f"{d}T17:00Z", "end": f"{d}T17:10Z"},
-        {"kind": "late", "vendor": "sma", "sites": sites[3:4], "delay_s": 6 * 3600},
-        {"kind": "clock_skew", "vendor": "sma", "sites": sites[4:5], "skew_s": 120, "start": f"{d}T12:00Z",
-         "end": f"{d}T13:00Z"},
-    ]}
+    faults = day_faults("sma", DAY, sites, {"kind": "clock_skew", "skew_s": 120, "start": f"{DAY:%Y-%m-%d}T12:00Z",
+                                            "end": f"{DAY:%Y-%m-%d}T13:00Z"})
     hub = twin(fleet, DAY, faults)
     items = sma_bodies(hub, DAY)
     skewed = {k for k, (site, _, _) in enumerate(items) if site == sites[4]}
