@@ -64,15 +64,17 @@ def _stored(engine, device_id):
     return registry.set_index("device_id").loc[device_id, list(HOSTILE)].to_dict()
 
 
-def test_csv_export_quotes_formulas_only_in_text_columns_and_round_trips(engine, tmp_path):
+def test_exports_quote_formulas_only_in_text_and_round_trip_exactly(engine, tmp_path):
+    from openpyxl import load_workbook
+
     site, device = _hostile_registry(engine, tmp_path)
     before = _stored(engine, device)
     assert before == HOSTILE
-    out = export_registry(engine, tmp_path / "export.csv")
+
+    out = export_registry(engine, tmp_path / "export.csv")  # CSV
     assert len(out) == 6
     with (tmp_path / "export.csv").open(newline="") as f:
-        rows = {r["device_id"]: r for r in csv.DictReader(f)}
-    cells = rows[device]
+        cells = {r["device_id"]: r for r in csv.DictReader(f)}[device]
     assert cells["subscriber_name"] == "'" + HOSTILE["subscriber_name"]
     assert cells["address"] == "'" + HOSTILE["address"]
     assert (cells["serial"], cells["vendor_ref"]) == ("'+1234567", "'-42")
@@ -81,28 +83,18 @@ def test_csv_export_quotes_formulas_only_in_text_columns_and_round_trips(engine,
     assert import_registry_file(engine, tmp_path / "export.csv").versions_created == 0
     assert _stored(engine, device) == before
 
-
-def test_xlsx_export_holds_text_not_formulas_and_round_trips(engine, tmp_path):
-    from openpyxl import load_workbook
-
-    site, device = _hostile_registry(engine, tmp_path)
-    before = _stored(engine, device)
-    path = tmp_path / "export.xlsx"
+    path = tmp_path / "export.xlsx"  # XLSX: text cells, never formulas
     export_registry(engine, path)
     sheet = load_workbook(path).worksheets[0]
     header = [c.value for c in sheet[1]]
-    formulas = [c.coordinate for row in sheet.iter_rows() for c in row if c.data_type == "f"]
-    assert formulas == []
+    assert [c.coordinate for row in sheet.iter_rows() for c in row if c.data_type == "f"] == []
     row = next(r for r in sheet.iter_rows(min_row=2) if r[header.index("device_id")].value == device)
     assert row[header.index("subscriber_name")].value == "'" + HOSTILE["subscriber_name"]
     assert row[header.index("serial")].value == "'+1234567"
     assert import_registry_file(engine, path).versions_created == 0  # nothing blanked, no new version
     assert _stored(engine, device) == before
 
-
-def test_iso_inventory_export_quotes_text(engine, tmp_path):
-    site, _ = _hostile_registry(engine, tmp_path)
-    inventory = export_registry(engine, tmp_path / "pjm.csv", iso="pjm")
+    inventory = export_registry(engine, tmp_path / "pjm.csv", iso="pjm")  # the ISO inventory
     assert inventory.set_index("site_id").loc[site, "address"] == HOSTILE["address"]  # the frame keeps the value
     with (tmp_path / "pjm.csv").open(newline="") as f:
         rows = {r["site_id"]: r for r in csv.DictReader(f)}

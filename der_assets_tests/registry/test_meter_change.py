@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from der_assets.errors import ValidationFailed
 from der_assets.registry.reading import read_table
-from der_assets.registry.service import export_registry, import_registry_file
+from der_assets.registry.service import export_registry
 from der_assets.registry.store import apply_import, current_registry, history
 from der_assets.registry.validation import parse_registry
 from der_assets.warehouse.schema import REGISTRY_TABLES
@@ -67,11 +67,12 @@ def test_a_new_meter_id_closes_the_old_meter(engine, tmp_path):
     assert len(_current_meters(engine, other)) == 1  # other sites' meters are untouched
 
 
-def test_a_blank_meter_id_keeps_the_meter_and_a_meter_can_move_between_sites(engine, tmp_path):
+def test_a_meter_moves_a_blank_keeps_and_an_import_heals_two_current_meters(engine, tmp_path):
     text = demo_text(3)
-    a, b = text["site_id"].unique()[:2]
+    a, b, c = text["site_id"].unique()
     meter_a = text.loc[text["site_id"] == a, "meter_id"].iloc[0]
     meter_b = text.loc[text["site_id"] == b, "meter_id"].iloc[0]
+    meter_c = text.loc[text["site_id"] == c, "meter_id"].iloc[0]
     _import(engine, write_text(text, tmp_path / "v1.csv"), T1)
     text.loc[text["site_id"] == a, "meter_id"] = ""
     text.loc[text["site_id"] == b, "meter_id"] = meter_a  # a's meter point re-assigned to b
@@ -81,31 +82,26 @@ def test_a_blank_meter_id_keeps_the_meter_and_a_meter_can_move_between_sites(eng
     assert _current_meters(engine, a) == []  # a's meter moved away; its blank cell closed nothing else
     assert pd.notna(history(engine, "meter", meter_b).iloc[0]["valid_to"])
 
-
-def test_an_import_heals_a_site_left_with_two_current_meters(engine, tmp_path):
-    """Registries written before the fix hold two current meters for a changed site."""
-    text = demo_text(3)
-    site = text.loc[0, "site_id"]
-    _import(engine, write_text(text, tmp_path / "v1.csv"), T1)
+    # a registry written before the fix holds two current meters for a changed site
     meters = REGISTRY_TABLES["meter"]
     with engine.begin() as conn:
-        row = dict(conn.execute(sa.select(meters).where(meters.c.site_id == site)).mappings().one())
+        row = dict(conn.execute(sa.select(meters).where(meters.c.meter_id == meter_c)).mappings().one())
         row.pop("version_id")
         conn.execute(meters.insert().values({**row, "meter_id": "AA-STRAY"}))
-    assert len(_current_meters(engine, site)) == 2
-    summary = _import(engine, tmp_path / "v1.csv", T2)
+    assert len(_current_meters(engine, c)) == 2
+    summary = _import(engine, tmp_path / "v2.csv", T2 + dt.timedelta(days=1))
     assert summary.versions_created == 0 and summary.closed["meter"] == 1 and summary.import_id is not None
-    assert _current_meters(engine, site) == [text.loc[0, "meter_id"]]
+    assert _current_meters(engine, c) == [meter_c]
 
 
-def test_two_meter_ids_for_one_site_are_refused(engine, tmp_path):
+def test_two_meter_ids_for_one_site_are_refused(tmp_path):
     text = demo_text(3)
     site = text.loc[0, "site_id"]
     rows = text.index[text["site_id"] == site]
     text.loc[rows[1], "meter_id"] = "OTHER-METER"
     path = write_text(text, tmp_path / "two.csv")
     with pytest.raises(ValidationFailed) as info:
-        import_registry_file(engine, path)
+        parse_registry(read_table(path))
     assert info.value.problems == [
         f"{path}: row {rows[1] + 2}, column meter_id: 'OTHER-METER' differs from {text.loc[rows[0], 'meter_id']!r} "
         f"on row {rows[0] + 2} for site {site!r}; a site has one meter point (a second meter is a device row of "

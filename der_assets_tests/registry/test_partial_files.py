@@ -40,17 +40,17 @@ def full_file(tmp_path_factory):
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("rows", [2000, 3200, 6000])
-def test_a_file_cut_mid_row_is_refused_and_nothing_is_written(capsys, tmp_path, full_file, rows):
-    path = tmp_path / "fleet.csv"
-    path.write_bytes(_mid_row_cut(full_file, rows))
-    code, err = _der(capsys, "registry", "import", str(path))
-    assert code == 2
-    assert err == (f"der: error: {path}: row {rows + 2}: the file ends mid-row (no newline after the last row); "
-                   f"{ADVICE}\n")
+def test_a_file_cut_mid_row_is_refused_and_nothing_is_written(capsys, tmp_path, full_file):
     from der_assets import config
     from der_assets.warehouse import connect_warehouse
 
+    for rows in (2000, 3200, 6000):  # where three half-copied files stood
+        path = tmp_path / f"fleet_{rows}.csv"
+        path.write_bytes(_mid_row_cut(full_file, rows))
+        code, err = _der(capsys, "registry", "import", str(path))
+        assert code == 2
+        assert err == (f"der: error: {path}: row {rows + 2}: the file ends mid-row (no newline after the last row); "
+                       f"{ADVICE}\n")
     with connect_warehouse(config.warehouse_url()).connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(registry_imports)).scalar_one() == 0
 
