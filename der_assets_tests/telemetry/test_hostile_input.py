@@ -342,3 +342,14 @@ def test_green_button_reading_outside_its_block_is_refused():
                      block=(DAY_S, 1800))
     with pytest.raises(ParseError, match=f"IntervalReading {DAY_S + 7200}\\+900 s lies outside"):
         hostile("greenbutton", "espi", feed)
+
+
+def test_fronius_inverter_keys_a_second_apart_over_a_long_window_are_refused():
+    # Start..End of 399 days at a 1 s "step" was 34.5 million rows of arrays (several GB)
+    archive = {"Head": {"RequestArguments": {"SeriesType": "Detail"}, "Status": {"Code": 0},
+                        "Timestamp": "2026-07-15T00:00:00+00:00"},
+               "Body": {"Data": {"inverter/1": {
+                   "Start": "2025-06-11T00:00:00+00:00", "End": "2026-07-15T00:00:00+00:00",
+                   "Data": {"EnergyReal_WAC_Sum_Produced": {"Unit": "Wh", "Values": {"0": 1.0, "1": 2.0}}}}}}}
+    with pytest.raises(ParseError, match="1 s apart: not a logging step"):
+        hostile("fronius", "GetArchiveData", json.dumps(archive).encode())

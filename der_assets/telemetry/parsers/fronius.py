@@ -147,6 +147,9 @@ def _produced(ctx: Ctx, nodes: list) -> pd.DataFrame | None:
     span_s = (end - start).total_seconds()
     if step <= 0 or keys.min() < 0 or keys.max() > span_s + 1 or (keys % step).any():
         ctx.fail(f"inverter archive keys {keys.min()}..{keys.max()} s do not fit Start..End at {step} s steps")
+    if step < 300:  # every step of Start..End is a row: a 1 s "step" over a long window is millions of them
+        ctx.fail(f"inverter archive keys are {step} s apart: not a logging step (the data manager logs every "
+                 "5 to 30 minutes)")
     grid = np.arange(0, int(span_s) + 1, step, dtype="int64")  # every step starting in [Start, End]
     total = np.zeros(len(grid))
     clash = np.zeros(len(grid), dtype=bool)
