@@ -1,10 +1,11 @@
-"""Green Button Connect in Dagster: the sensor pulls the twin's custodian for the utilities on
-Connect (from the twin's ready file), lands each answer raw as greenbutton/espi, asks for
+"""Green Button Connect in Dagster: the sensor pulls the custodian `der simulate` serves for the
+utilities on Connect (settings from the twin's ready file), lands each answer raw as greenbutton/espi, asks for
 meter_intervals of the days landed at the AMI priority, and meter_intervals materializes them."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import dagster as dg
 import pandas as pd
@@ -18,9 +19,11 @@ from der_assets.defs.telemetry.store import read_day
 from der_assets.registry.demo import demo_fleet
 from der_assets.registry.files import write_registry_file
 from der_assets.registry.service import import_registry_file
+from der_assets.simulator.hub import ManualClock, TwinHub
+from der_assets.simulator.servers.runner import serving
+from der_assets.simulator.service import build_http_apps, make_credentials
 from der_assets.warehouse.schema import raw_payloads
 
-from .greenbutton_connect_twin import CLIENT_ID, CLIENT_SECRET, SEED_REFRESH, connect_twin
 
 
 @pytest.fixture
@@ -33,12 +36,16 @@ def fleet(engine, tmp_path):
 
 def test_sensor_lands_connect_and_meter_intervals_materializes(engine, warehouse_url, fleet, tmp_path, monkeypatch):
     resources = {"warehouse": WarehouseResource(url=warehouse_url), "clock": ClockResource()}
-    with connect_twin(fleet, "2026-07-14T00:00Z", advance_h=24 * 4) as twin:
-        ready = tmp_path / "twin_ready.json"  # settings come from the twin's ready file, as under `der dev`
-        ready.write_text(json.dumps({"http": {"greenbutton_connect": twin.url}, "credentials": {
-            "greenbutton_connect_client_id": CLIENT_ID, "greenbutton_connect_client_secret": CLIENT_SECRET,
-            "greenbutton_connect_refresh_token": SEED_REFRESH}}))
+    clock = ManualClock(pd.Timestamp("2026-07-14T00:00Z"))
+    hub = TwinHub(fleet, start=clock(), clock=clock)
+    clock.advance(hours=24 * 4)
+    creds = make_credentials(0)  # the custodian `der simulate` serves, and its ready file
+    with serving({"greenbutton_connect": build_http_apps(hub, creds)["greenbutton_connect"]}) as urls:
+        ready = tmp_path / "twin_ready.json"
+        ready.write_text(json.dumps({"http": urls, "credentials": creds}))
         monkeypatch.setenv("DER_TWIN_READY_FILE", str(ready))
+        for name in [n for n in os.environ if n.startswith("DER_GBC_")]:
+            monkeypatch.delenv(name)
         with dg.DagsterInstance.ephemeral() as instance:
             monkeypatch.delenv("DER_AMI_CONNECT_EDCS", raising=False)
             off = greenbutton_connect_sensor(dg.build_sensor_context(instance=instance, resources=resources))
@@ -65,7 +72,7 @@ def test_sensor_lands_connect_and_meter_intervals_materializes(engine, warehouse
     rows = read_day(engine, pd.Timestamp("2026-07-15T00:00Z"), ["ami"])
     mine = rows[rows["site_id"] == "S-00003"]
     assert len(mine) == 96 and mine["value"].notna().all()  # every quarter-hour of the UTC day
-    truth = twin.hub.window("S-00003", pd.Timestamp("2026-07-15T00:00Z"), pd.Timestamp("2026-07-16T00:00Z"))
+    truth = hub.window("S-00003", pd.Timestamp("2026-07-15T00:00Z"), pd.Timestamp("2026-07-16T00:00Z"))
     assert mine["value"].sum() == pytest.approx(truth["grid_kwh"].sum(), abs=0.1)  # whole-Wh registers
     with engine.connect() as conn:
         assert conn.execute(sa.select(raw_payloads.c.status)).scalar_one() == "parsed"

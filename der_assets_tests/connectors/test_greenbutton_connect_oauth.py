@@ -7,13 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import stat
-from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pandas as pd
 import pytest
 
 from der_assets.connectors import greenbutton_connect as gbc
@@ -167,26 +164,3 @@ def test_a_stored_token_the_custodian_forgot_falls_back_to_the_configured_one(fl
             assert [s.subscription_id for s in subs] == ["1"]
     assert "stored refresh token" in caplog.text and "refused" in caplog.text
 
-
-def test_der_simulate_serves_the_custodian_with_its_ready_file_credentials(fleet, tmp_path, monkeypatch):
-    """The app `der simulate` builds, and the settings its ready file gives the connector."""
-    from der_assets.simulator.hub import ManualClock, TwinHub
-    from der_assets.simulator.servers.runner import serving
-    from der_assets.simulator.service import build_http_apps, make_credentials
-
-    clock = ManualClock(pd.Timestamp(START))
-    hub = TwinHub(fleet, start=clock(), clock=clock)
-    creds = make_credentials(0)
-    app = build_http_apps(hub, creds)["greenbutton_connect"]
-    for name in [n for n in os.environ if n.startswith("DER_GBC_")]:
-        monkeypatch.delenv(name)
-    with serving({"greenbutton_connect": app}) as urls:
-        settings = gbc.connect_settings(ready={"http": urls, "credentials": creds})
-        assert settings.base_url == urls["greenbutton_connect"] and settings.refresh_token == creds[
-            "greenbutton_connect_refresh_token"]
-
-        async def go():
-            async with gbc.ConnectClient(replace(settings, token_file=tmp_path / "tokens.json")) as client:
-                return await client.usage_points((await client.subscriptions())[0])
-
-        assert sorted(_run(go())) == sorted(meters(fleet))
