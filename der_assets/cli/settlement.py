@@ -74,7 +74,9 @@ def _settle(bar, iso, statement_path, meter_path, events_path, registry_path, ou
                                        f"has no plc_kw for site(s) {', '.join(lacking[:5])}; {event.method} needs it", [])
     by_id = {e.event_id: e for e in events}
     bar.step(f"landing and parsing {statement_path.name}")
-    content = statement_path.read_bytes()
+    from der_assets.inputs import read_input_bytes
+
+    content = read_input_bytes(statement_path, "an ISO statement")  # refused if still being written
     _, lines = land_and_parse(engine_for(url), content, endpoint="template",
                               parse=lambda c: parse_statement(c, name=str(statement_path), resources=known,
                                                               events=by_id, iso=iso_key(iso)))

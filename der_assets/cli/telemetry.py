@@ -43,16 +43,14 @@ def normalize(source: str, endpoint: str, tz: str | None, site_id: str, device_i
         bar.step("starting")
         import pandas as pd
 
+        from der_assets.inputs import read_input_bytes
         from der_assets.telemetry import ParseError, parse_payload, to_csv
 
         when = pd.Timestamp(when) if when is not None else pd.Timestamp.now(tz="UTC").floor("s")
         frames, said = [], []
         for file in files:
             bar.step(f"{file.name}")
-            try:
-                payload = file.read_bytes()
-            except OSError as exc:
-                raise UserError(f"{file}: cannot be read ({exc.strerror})") from None
+            payload = read_input_bytes(file, "a vendor payload file")  # refused if still being written
             notes: list[str] = []
             try:
                 frames.append(parse_payload(source, endpoint, payload, site_id=site_id, device_id=device_id,

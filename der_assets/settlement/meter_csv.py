@@ -7,13 +7,14 @@ a missing reading is never a zero.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from der_assets.errors import ValidationFailed
-from der_assets.inputs import require_file
+from der_assets.inputs import read_input_bytes, require_file
 
 COLUMNS = ("meter_id", "interval_start", "interval_s", "grid_kwh")
 MAX_PROBLEMS = 200
@@ -33,7 +34,9 @@ def read_meter_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     require_file(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+        content = read_input_bytes(path, "a meter CSV")  # refused if still being written
+        raw = pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False, skipinitialspace=True,
+                          encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationFailed(f"{path}: not UTF-8 text", []) from None
     except pd.errors.EmptyDataError:

@@ -137,3 +137,29 @@ def test_a_file_being_copied_in_is_refused_until_the_copy_ends(tmp_path, full_fi
         writer.wait(timeout=60)
     assert writer.returncode == 0 and refused >= 3
     assert len(read_table(target).rows) == 8000
+
+
+def test_other_cli_inputs_that_grow_while_read_are_refused(capsys, tmp_path, monkeypatch):
+    """The same check on a meter CSV (der settle, der baseline) and a vendor payload (der normalize)."""
+    from der_assets import inputs
+    from der_assets.settlement.meter_csv import read_meter_csv
+
+    meter = tmp_path / "meter.csv"
+    meter.write_text("meter_id,interval_start,interval_s,grid_kwh\nM1,2026-07-15T00:00:00Z,900,0.25\n")
+    payload = tmp_path / "energy.json"
+    payload.write_text('{"energyDetails": {"timeUnit": "QUARTER_OF_AN_HOUR", "unit": "Wh", "meters": []}}')
+    real_read = inputs._read_all
+
+    def read_while_written(f):
+        data = real_read(f)
+        with open(f.name, "ab") as writer:
+            writer.write(b"M1,2026-07-15T00:15:00Z,900,0.5\n")
+        return data
+
+    monkeypatch.setattr(inputs, "_read_all", read_while_written)
+    # 77 bytes: the header 44 and a row 33; the writer adds a row of 32
+    with pytest.raises(UserError, match=rf"^{meter}: changed while it was read \(77 bytes, then 109\); "):
+        read_meter_csv(meter)
+    code, err = _der(capsys, "normalize", "--source", "solaredge", "--endpoint", "energyDetails", "--site-id", "S1",
+                     str(payload))
+    assert code == 2 and err.startswith(f"der: error: {payload}: changed while it was read (")
