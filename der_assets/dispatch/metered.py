@@ -73,13 +73,14 @@ def metered_delivery(ami: pd.DataFrame, sites: list[str], instruction_start: pd.
         covered = (share * inside["interval_s"]).where(inside["value"].notna()).groupby(inside["site_id"]).sum()
         full = covered[covered >= step.total_seconds() - 1e-6].index
         counted = [s for s in sites if s in full and np.isfinite(base_kw.get(s, np.nan))]
-        baseline = float(base_kw[counted].sum() * dt_h) if counted else 0.0
-        meter = float(metered[counted].sum()) if counted else 0.0
+        # no site measurable in this interval: unknown (NaN), never a measured 0 kWh reduction
+        baseline = float(base_kw[counted].sum() * dt_h) if counted else np.nan
+        meter = float(metered[counted].sum()) if counted else np.nan
         reduction = baseline - meter
         instructed = float(kw) * dt_h
         out.append({"interval_start": t, "instructed_kwh": round(instructed, 6), "baseline_kwh": round(baseline, 6),
                     "metered_kwh": round(meter, 6), "reduction_kwh": round(reduction, 6),
-                    "delivered_pct": round(100.0 * reduction / instructed, 2) if instructed > 0 else np.nan,
+                    "delivered_pct": round(100.0 * reduction / instructed, 2) if instructed > 0 and counted else np.nan,
                     "apportioned": bool((share < 1 - 1e-9).any()), "sites": len(counted),
                     "sites_missing": len(sites) - len(counted)})
     return pd.DataFrame(out)

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from der_assets.defs.dispatch.assets import ami_performance_sensor, instructions, metered_performance
-from der_assets.defs.resources import WarehouseResource
+from der_assets.defs.resources import ClockResource, WarehouseResource
 from der_assets.dispatch.contract import parse_instruction
 from der_assets.dispatch.intake.store import record_instruction
 from der_assets.dispatch.metered import baseline_windows, metered_delivery, same_day_baseline_kw
@@ -64,7 +64,9 @@ def test_a_site_without_a_full_baseline_or_meter_value_counts_as_missing_not_zer
     perf = metered_delivery(ami, ["A", "B", "C"], EVENT, np.full(6, 6.0), 5)
     assert perf["sites"].tolist() == [1, 1, 1, 0, 0, 0]
     assert perf["sites_missing"].tolist() == [2, 2, 2, 3, 3, 3]
-    assert perf["reduction_kwh"].tolist() == pytest.approx([4 * 5 / 60] * 3 + [0.0] * 3)
+    # 18:15 onwards no site is measurable: unknown, not a 0 kWh reduction
+    assert perf["reduction_kwh"].tolist()[:3] == pytest.approx([4 * 5 / 60] * 3)
+    assert perf[["baseline_kwh", "metered_kwh", "reduction_kwh", "delivered_pct"]].iloc[3:].isna().all().all()
 
 
 def _seed(engine):
@@ -89,7 +91,7 @@ def _seed(engine):
 
 def test_the_asset_settles_the_event_on_the_meters_and_the_sensor_reruns_it(engine, warehouse_url):
     _seed(engine)
-    resources = {"warehouse": WarehouseResource(url=warehouse_url)}
+    resources = {"warehouse": WarehouseResource(url=warehouse_url), "clock": ClockResource(follow_twin=False)}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(instructions.name, ["EVT-9"])
         result = dg.materialize([metered_performance], partition_key="EVT-9", resources=resources, instance=instance)
@@ -115,3 +117,52 @@ def test_the_asset_settles_the_event_on_the_meters_and_the_sensor_reruns_it(engi
                                                              cursor=fired.cursor))
         assert not far.run_requests and "2026-07-10" in far.skip_reason.skip_message
 
+
+
+def _clock_at(tmp_path, monkeypatch, at: str) -> ClockResource:
+    import json
+
+    from der_assets.simulator.service import ScaledClock
+
+    ready = tmp_path / "ready.json"
+    ready.write_text(json.dumps({"clock": ScaledClock(pd.Timestamp(at), 1e-3).describe()}))
+    monkeypatch.setenv("DER_TWIN_READY_FILE", str(ready))
+    return ClockResource(follow_twin=True)
+
+
+def test_no_settlement_before_the_event_ends_or_without_commands(engine, warehouse_url, tmp_path, monkeypatch):
+    """AMI for the event's day landing before the event is over (a backfill of today) settles nothing:
+    with no meter value yet the figure would read 0 % delivered."""
+    _seed(engine)
+    record_instruction(engine, parse_instruction({
+        "instruction_id": "EVT-NONE", "modification": 0, "iso": "PJM", "resource_id": "AGG-1",
+        "issued_at": "2026-07-15T17:40:00Z", "start": "2026-07-15T19:00:00Z", "end": "2026-07-15T19:30:00Z",
+        "interval_minutes": 5, "target_kw": 6}), channel="http", raw=b"{}",
+        received_at=dt.datetime(2026, 7, 15, 17, 41, tzinfo=dt.UTC))
+    warehouse = WarehouseResource(url=warehouse_url)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(instructions.name, ["EVT-9", "EVT-NONE"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("meter_intervals", partition="2026-07-15"))
+        during = {"warehouse": warehouse, "clock": _clock_at(tmp_path, monkeypatch, "2026-07-15T18:20Z")}
+        assert not ami_performance_sensor(dg.build_sensor_context(instance=instance, resources=during)).run_requests
+        after = {"warehouse": warehouse, "clock": _clock_at(tmp_path, monkeypatch, "2026-07-16T12:00Z")}
+        fired = ami_performance_sensor(dg.build_sensor_context(instance=instance, resources=after))
+        assert [r.partition_key for r in fired.run_requests] == ["EVT-9"]  # EVT-NONE: no command went out
+        failed = dg.materialize([metered_performance], partition_key="EVT-NONE", resources=after, instance=instance,
+                                raise_on_error=False)
+        assert not failed.success
+
+
+def test_an_event_without_ami_yet_is_unknown_not_zero(engine, warehouse_url):
+    _seed(engine)
+    with engine.begin() as conn:
+        conn.execute(interval_telemetry.delete())
+    resources = {"warehouse": WarehouseResource(url=warehouse_url), "clock": ClockResource(follow_twin=False)}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(instructions.name, ["EVT-9"])
+        result = dg.materialize([metered_performance], partition_key="EVT-9", resources=resources, instance=instance)
+    meta = result.asset_materializations_for_node("metered_performance")[0].metadata
+    assert meta["delivered_pct"].value.startswith("unknown") and meta["intervals_measured"].value == 0
+    assert meta["sites_missing"].value == 2
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed and check.metadata["delivered_pct"].value.startswith("unknown")

@@ -490,6 +490,9 @@ def metered_performance(context: dg.AssetExecutionContext, warehouse: WarehouseR
     stored = _instruction(engine, context.partition_key)
     instruction = stored.to_instruction()
     sites = _commanded(engine, stored, "site_id")
+    if not sites:
+        raise dg.Failure(f"instruction {stored.instruction_id} m{stored.modification}: no command reached a site, "
+                         "so there is nothing to measure at the meters")
     windows = baseline_windows(instruction.start, instruction.end)
     ami = _ami_grid(engine, sites, windows[0][0], windows[1][1])
     perf = metered_delivery(ami, sites, instruction.interval_start, np.asarray(instruction.target_kw),
@@ -498,18 +501,25 @@ def metered_performance(context: dg.AssetExecutionContext, warehouse: WarehouseR
     with engine.begin() as conn:
         conn.execute(metered_table.delete().where(metered_table.c.instruction_id == stored.instruction_id,
                                                   metered_table.c.modification == stored.modification))
-        bulk_insert(conn, metered_table, perf.assign(instruction_id=stored.instruction_id, modification=stored.modification,
-                                                     baseline_method=BASELINE_METHOD, computed_at=now))
+        # only intervals some commanded site could be measured in have rows: the rest is unknown, not 0
+        measured = perf["reduction_kwh"].notna()
+        bulk_insert(conn, metered_table, perf[measured].assign(
+            instruction_id=stored.instruction_id, modification=stored.modification, baseline_method=BASELINE_METHOD,
+            computed_at=now))
     instructed = float(perf["instructed_kwh"].sum())
-    reduction = float(perf["reduction_kwh"].sum())
-    total_pct = round(100.0 * reduction / max(instructed, 1e-9), 2)
+    # no interval measurable yet (no AMI for the event): the figure is unknown, not 0 % delivered
+    reduction = float(perf.loc[measured, "reduction_kwh"].sum()) if measured.any() else None
+    total_pct = round(100.0 * reduction / max(instructed, 1e-9), 2) if reduction is not None else None
     missing = int(perf["sites_missing"].max()) if len(perf) else len(sites)
-    yield dg.MaterializeResult(metadata={"reduction_kwh": reduction, "instructed_kwh": instructed,
-                                         "delivered_pct": total_pct, "sites": len(sites), "sites_missing": missing,
+    shown = {"reduction_kwh": reduction, "delivered_pct": total_pct}
+    shown = {k: (v if v is not None else "unknown: no interval has AMI for a commanded site yet") for k, v in shown.items()}
+    yield dg.MaterializeResult(metadata={**shown, "instructed_kwh": instructed, "sites": len(sites),
+                                         "sites_missing": missing, "intervals_measured": int(measured.sum()),
                                          "baseline_method": BASELINE_METHOD})
-    yield dg.AssetCheckResult(check_name="metered_delivery", passed=bool(total_pct >= MIN_DELIVERY_PCT and missing == 0),
+    yield dg.AssetCheckResult(check_name="metered_delivery",
+                              passed=bool(total_pct is not None and total_pct >= MIN_DELIVERY_PCT and missing == 0),
                               severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"delivered_pct": total_pct, "sites_missing": missing,
+                              metadata={"delivered_pct": shown["delivered_pct"], "sites_missing": missing,
                                         "per_interval": _table(perf)})
 
 
@@ -587,9 +597,10 @@ metered_job = dg.define_asset_job("settle_on_meters", selection=dg.AssetSelectio
 
 
 @dg.sensor(job=metered_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def ami_performance_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+def ami_performance_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, clock: ClockResource):
     """Each day of AMI data that lands (a meter_intervals materialization) re-settles the events it
-    can measure: their baseline windows reach four hours before and three after the event."""
+    can measure: their baseline windows reach four hours before and three after the event. An
+    event still to end, or one no command reached, has nothing at the meters yet and is left alone."""
     after = int(context.cursor) if context.cursor else None
     found = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("meter_intervals"), after_storage_id=after), limit=200,
@@ -597,6 +608,7 @@ def ami_performance_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
     if not found.records:
         return dg.SkipReason("no new day of AMI data")
     requests, days = [], []
+    now = clock.clock().now().to_pydatetime()
     for record in found.records:
         day = record.partition_key
         if not day:
@@ -604,6 +616,8 @@ def ami_performance_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
         days.append(day)
         start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
         for e in store.overlapping(warehouse.engine(), start, start + dt.timedelta(days=1), pad=dt.timedelta(hours=4)):
+            if e.end > now or not _commanded(warehouse.engine(), e):
+                continue
             requests.append(dg.RunRequest(partition_key=e.instruction_id,
                                           run_key=f"{e.instruction_id}:{e.modification}:ami:{day}:{record.storage_id}"))
     cursor = str(found.records[-1].storage_id)
