@@ -129,16 +129,19 @@ def _localize(naive_s: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray, np.
     zone, as timeutil.localize_labels localizes them (each distinct label once, by pandas)."""
     lo = int(naive_s.min())
     slot = (naive_s - lo) // _SLOT_S
-    present = np.zeros(int(slot.max()) + 1, dtype=bool)
-    present[slot] = True
-    used = np.flatnonzero(present)
+    if slot.max() > 4 * len(slot) + 10_000:  # labels years apart: sort them rather than map the span
+        used, k = np.unique(slot, return_inverse=True)
+    else:
+        present = np.zeros(int(slot.max()) + 1, dtype=bool)
+        present[slot] = True
+        used = np.flatnonzero(present)
+        where = np.zeros(len(present), dtype=np.int64)
+        where[used] = np.arange(len(used))
+        k = where[slot]
     idx = pd.DatetimeIndex(((lo + used * _SLOT_S) * NS).view("datetime64[ns]"))
     first = idx.tz_localize(tz, ambiguous=np.ones(len(used), dtype=bool), nonexistent="NaT").asi8
     second = idx.tz_localize(tz, ambiguous=np.zeros(len(used), dtype=bool), nonexistent="NaT").asi8
     nat = np.iinfo(np.int64).min
-    where = np.zeros(len(present), dtype=np.int64)
-    where[used] = np.arange(len(used))
-    k = where[slot]
     nonexistent = first[k] == nat
     ambiguous = (first[k] != second[k]) & ~nonexistent
     return first[k] // NS, second[k] // NS, ambiguous, nonexistent
