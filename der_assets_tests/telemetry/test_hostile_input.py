@@ -353,3 +353,20 @@ def test_fronius_inverter_keys_a_second_apart_over_a_long_window_are_refused():
                    "Data": {"EnergyReal_WAC_Sum_Produced": {"Unit": "Wh", "Values": {"0": 1.0, "1": 2.0}}}}}}}
     with pytest.raises(ParseError, match="1 s apart: not a logging step"):
         hostile("fronius", "GetArchiveData", json.dumps(archive).encode())
+
+
+def test_a_conflicting_duplicate_reaches_the_review_queue_on_both_fleet_day_paths():
+    from der_assets.registry.demo import demo_fleet
+    from der_assets.telemetry.daily import LandedPayload, normalize_day, normalize_day_reference
+
+    fleet = demo_fleet(30)
+    site = fleet.loc[fleet["telemetry_source"] == "solaredge", "site_id"].iloc[0]
+    registry = fleet[fleet["site_id"] == site].assign(timezone=NY)
+    readings = [("2026-07-15 12:00:00", 1000), ("2026-07-15 12:15:00", 1500), ("2026-07-15 12:30:00", 2000),
+                ("2026-07-15 12:30:00", 2600), ("2026-07-15 12:45:00", 3000)]
+    landed = [LandedPayload(1, "solaredge", "meters", site, RECEIVED, solaredge_meters(readings))]
+    kwargs = dict(day_start=pd.Timestamp("2026-07-15T00:00Z"), believed_at=RECEIVED, sources=["solaredge"])
+    for result in (normalize_day(landed, registry, **kwargs), normalize_day_reference(landed, registry, **kwargs)):
+        items = result.review[result.review["issue"] == "suspect_value"]
+        assert items[["channel", "n_intervals"]].values.tolist() == [["pv_kwh", 2]]
+        assert items["first_interval"].iloc[0] == pd.Timestamp("2026-07-15T16:15Z")  # 12:15 EDT
