@@ -5,11 +5,15 @@ builds a DataFrame per IntervalBlock; read that way a 10,000-meter day takes min
 
 How: an ESPI file is mostly IntervalReadings. Each IntervalBlock's content is matched by a
 strict pattern of the usual shape (an optional <interval>, then IntervalReadings of cost?,
-ReadingQuality*, timePeriod(duration, start), value, with whitespace and comments between
-tags), the readings' numbers are taken by one regex pass, and the rest of the file, with the
-reading runs cut out, is parsed by the one-body parser's own XML reader (defusedxml) and its
-link helpers, so entries, links and ReadingTypes are read by the same code. Energy, netting of
-forward and reverse flow and qualities are then computed on arrays.
+ReadingQuality*, timePeriod(duration, start), value, with whitespace and ASCII comments between
+tags: a well-formed fragment by construction), the readings' numbers are taken by one regex
+pass, and the rest of the file, with the reading runs cut out, is parsed as XML and read by the
+one-body parser's own entry, link and ReadingType helpers, so those are read by the same code.
+Energy, netting of forward and reverse flow and qualities are then computed on arrays.
+
+XML safety as the one-body parser's defusedxml: a body with a DTD or an entity declaration is
+never parsed here (left to that parser, which refuses it), so the stdlib parser that reads the
+rest sees only the five predefined entities and character references.
 
 A body is taken only when it reads exactly as the one-body parser reads it; anything doubtful
 is left to that parser, which reads it or says why not:
@@ -33,8 +37,7 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-from defusedxml import DefusedXmlException
-from defusedxml import ElementTree as SafeET
+import xml.etree.ElementTree as ET
 from xml.etree.ElementTree import ParseError as XMLSyntaxError
 
 import pandas as pd
@@ -51,17 +54,20 @@ _RANK = np.zeros(4, dtype=np.int8)
 _RANK[[_MEASURED, _ESTIMATED, _SUSPECT, _MISSING]] = [0, 1, 2, 3]
 _BY_RANK = np.array([_MEASURED, _ESTIMATED, _SUSPECT, _MISSING], dtype=np.int8)
 _START_MAX_S = 4_000_000_000  # epoch seconds (year 2096); the one-body parser refuses far larger ones
-_REFUSED = (b"<!DOCTYPE", b"<!ENTITY", b"<![CDATA[")
+_REFUSED = (b"<!DOCTYPE", b"<!ENTITY", b"<![CDATA[", b"\x00")  # NUL: UTF-16/32, which the byte patterns cannot see
+_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 _NAME = rb"[A-Za-z_][A-Za-z0-9_.-]*"
-_BLOCK = re.compile(rb"<(?:(" + _NAME + rb"):)?IntervalBlock(?:[ \t\r\n][^>]*)?(?<!/)>(.*?)</(?:" + _NAME
-                    + rb":)?IntervalBlock[ \t\r\n]*>", re.S)
-_W = rb"(?:[ \t\r\n]|<!--(?:[^-]|-(?!-))*-->)*"  # XML whitespace and whole comments
+_OPEN = re.compile(rb"IntervalBlock(?:[ \t\r\n][^>]*)?(?<!/)>")  # the name first: a literal the scan finds fast
+_PREFIX = re.compile(rb"<(?:(" + _NAME + rb"):)?")
+# XML whitespace and whole comments of printable ASCII: what is cut out of the XML parser's sight must
+# be well-formed whatever the declared encoding (a stray byte in a comment is the one-body parser's)
+_W = rb"(?:[ \t\r\n]|<!--(?:[ \t\r\n!-,.-~]|-(?!-))*-->)*"
 
 
 @lru_cache(maxsize=8)
-def _patterns(prefix: bytes) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
-    """(block head, whole reading run, one reading) for elements named with `prefix` ("" or "espi:")."""
+def _patterns(prefix: bytes) -> tuple[re.Pattern, re.Pattern, re.Pattern, re.Pattern]:
+    """(block head, reading run, one reading, block end) for elements named with `prefix` ("" or "espi:")."""
     p = re.escape(prefix)
 
     def tag(name: bytes, body: bytes) -> bytes:
@@ -70,15 +76,17 @@ def _patterns(prefix: bytes) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
     head = re.compile(_W + rb"(?:" + tag(b"interval", _W + tag(b"duration", rb"([0-9]{1,10})") + _W
                                          + tag(b"start", rb"([0-9]{1,10})") + _W) + rb")?" + _W)
     quality = tag(b"ReadingQuality", _W + tag(b"quality", rb"[0-9]{1,4}") + _W) + _W
-    reading = (tag(b"IntervalReading", _W + rb"(?:" + tag(b"cost", rb"[^<&]*") + _W + rb")?"
+    reading = (tag(b"IntervalReading", _W + rb"(?:" + tag(b"cost", rb"-?[0-9]{1,18}") + _W + rb")?"
                    + rb"((?:" + quality + rb")*)"
                    + tag(b"timePeriod", _W + tag(b"duration", rb"([0-9]{1,6})") + _W
                          + tag(b"start", rb"([0-9]{1,10})") + _W) + _W
                    + tag(b"value", rb"(-?[0-9]{1,15})") + _W) + _W)
-    return head, re.compile(rb"(?:" + reading + rb")*"), re.compile(reading)
+    end = re.compile(b"</" + p + rb"IntervalBlock[ \t\r\n]*>")
+    return head, re.compile(rb"(?:" + reading + rb")*"), re.compile(reading), end
 
 
 _QUALITY_CODE = re.compile(rb"<(?:" + _NAME + rb":)?quality>([0-9]+)<")
+_NO_TIME = pd.Timestamp(0, tz="UTC")  # a Ctx needs one; nothing here reads it
 
 
 class _Doubtful(Exception):
@@ -86,20 +94,28 @@ class _Doubtful(Exception):
 
 
 def _readings_of(body: bytes):
-    """(skeleton bytes, [per block: (block start, block duration or None, durations, starts, values, quality runs)])."""
+    """(skeleton: the body without its reading runs, [per block: (block start, block duration, readings)]).
+
+    A block is its open tag, an optional <interval>, a run of readings and its close tag, nothing else."""
     pieces, blocks, pos = [], [], 0
-    for m in _BLOCK.finditer(body):
-        head, run, one = _patterns(m.group(1) + b":" if m.group(1) else b"")
-        c0, c1 = m.span(2)
-        h = head.match(body, c0, c1)
-        if not run.fullmatch(body, h.end(), c1):
+    for m in _OPEN.finditer(body):
+        lt = body.rfind(b"<", 0, m.start())
+        tag = _PREFIX.fullmatch(body, lt, m.start()) if lt >= 0 else None
+        if tag is None:
+            continue  # a close tag, or the name in a link or text: not a block's open tag
+        if lt < pos:
+            raise _Doubtful("a block inside a block")
+        head, run, one, end = _patterns(tag.group(1) + b":" if tag.group(1) else b"")
+        h = head.match(body, m.end())
+        r = run.match(body, h.end())
+        if not end.match(body, r.end()):
             raise _Doubtful("block content")
-        found = one.findall(body, h.end(), c1)
+        found = one.findall(body, h.end(), r.end())
         b_dur = int(h.group(1)) if h.group(1) is not None else None
         b_start = int(h.group(2)) if h.group(2) is not None else None
         blocks.append((b_start, b_dur, found))
-        pieces.append(body[pos:c0])
-        pos = c1
+        pieces.append(body[pos:m.end()])
+        pos = r.end()
     pieces.append(body[pos:])
     return b"".join(pieces), blocks
 
@@ -113,34 +129,39 @@ def _quality(run: bytes) -> int:
 def _series_arrays(found: list, block_start, block_dur, interval_s: int):
     """starts (int64 s), values (int64), quality codes (int8) of one block's readings."""
     n = len(found)
-    cols = np.array(found, dtype=object).reshape(n, 4) if n else np.zeros((0, 4), dtype=object)
-    duration = np.array(cols[:, 1].astype(bytes), dtype=np.int64) if n else np.zeros(0, np.int64)
-    start = np.array(cols[:, 2].astype(bytes), dtype=np.int64) if n else np.zeros(0, np.int64)
-    value = np.array(cols[:, 3].astype(bytes), dtype=np.int64) if n else np.zeros(0, np.int64)
-    if n and (duration != interval_s).any():
-        raise _Doubtful("a reading's own length")
-    if n and (start.max() >= _START_MAX_S):
+    if not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+    runs, durations, starts, values = zip(*found)
+    if set(durations) != {b"%d" % interval_s}:
+        raise _Doubtful("a reading's own length")  # another length (or a leading zero) is the parser's to place
+    start = np.fromiter(map(int, starts), np.int64, n)
+    value = np.fromiter(map(int, values), np.int64, n)
+    if start.max() >= _START_MAX_S:
         raise _Doubtful("start")
-    if block_start is not None and block_dur is not None and n:
-        if start.min() < block_start or (start + duration).max() > block_start + block_dur:
+    if block_start is not None and block_dur is not None:
+        if start.min() < block_start or start.max() + interval_s > block_start + block_dur:
             raise _Doubtful("reading outside its block")
     quality = np.full(n, _MEASURED, dtype=np.int8)
-    for k in np.flatnonzero(cols[:, 0].astype(bool)) if n else ():
-        quality[k] = _quality(cols[k, 0])
+    if any(runs):
+        for k, q in enumerate(runs):
+            if q:
+                quality[k] = _quality(q)
     return start, value, quality
 
 
 def _read_one(body: bytes, ctx: Ctx):
     """(start_ns, value kWh, quality code, interval_s) of one body, or raises _Doubtful."""
-    if not isinstance(body, (bytes, bytearray)) or any(r in body for r in _REFUSED):
+    if not isinstance(body, (bytes, bytearray)) or any(r in body for r in _REFUSED) or body[:2] in _BOMS:
         raise _Doubtful("format")
     body = bytes(body)
     skeleton, found = _readings_of(body)
     if not found:
         raise _Doubtful("no block")
     try:
-        root = SafeET.fromstring(skeleton, forbid_dtd=True)
-    except (DefusedXmlException, XMLSyntaxError, ValueError) as exc:
+        # No DTD can be in it (refused above), so no entity but the five XML ones and character
+        # references: what defusedxml guards against cannot occur, and the C parser builds the tree.
+        root = ET.fromstring(skeleton)
+    except (XMLSyntaxError, ValueError) as exc:
         raise _Doubtful("xml") from exc
     entries = one_body._entries(root)
     selfs = [e["self"] for e in entries if e["self"]]
@@ -148,7 +169,8 @@ def _read_one(body: bytes, ctx: Ctx):
         raise _Doubtful("entries")
     by_self = one_body._by_self(entries, ctx)
     blocks = [e for e in entries if e["kind"] == "IntervalBlock"]
-    elements = [el for el in root.iter() if one_body._local(el.tag) in ("IntervalBlock", "IntervalReading")]
+    elements = [el for el in root.iter() if el.tag.endswith(("IntervalBlock", "IntervalReading"))
+                and one_body._local(el.tag) in ("IntervalBlock", "IntervalReading")]
     if [id(b["res"]) for b in blocks] != [id(el) for el in elements] or len(blocks) != len(found):
         raise _Doubtful("blocks")  # every block is an entry's resource, in document order, no reading outside one
     points = [e for e in entries if e["kind"] == "UsagePoint"]
@@ -224,7 +246,7 @@ def read_espi(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     """Green Button bodies -> grid_kwh rows (source ami) of the bodies read as parse_payload reads them."""
     taken, starts, values, qualities, lengths, intervals = [], [], [], [], [], []
     for j, body in enumerate(bodies):
-        ctx = Ctx(source="ami", endpoint="espi", site_id=str(context.site_ids[j]), received_at=pd.Timestamp(0, tz="UTC"))
+        ctx = Ctx(source="ami", endpoint="espi", site_id=str(context.site_ids[j]), received_at=_NO_TIME)
         try:
             start_ns, value, quality, interval_s = _read_one(body, ctx)
         except (_Doubtful, ParseError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
