@@ -208,7 +208,16 @@ def test_dst_days_equal_the_reference(day):
     assert fast.stats()["quarantined_payloads"] == 0
     for endpoint in READERS:
         group = [body for _s, _tz, ep, body in bodies if ep == endpoint]
-        assert_reads_as_parser(endpoint, group, received=received)
+        assert assert_reads_as_parser(endpoint, group, received=received) == list(range(len(group)))
+    # by hand, one site's energyDetails: the UTC day is 96 quarter-hours of PV either way
+    energy = next(body for _s, _tz, ep, body in bodies if ep == "energyDetails")
+    pv = batch_rows("energyDetails", [energy], [NY], received)[1][0].query("channel == 'pv_kwh'")
+    assert len(pv) == 96 and (np.diff(pv["start"]) == 900 * 10**9).all()
+    if day == FALL_BACK:  # 01:00-01:45 is listed once, summed: half at 05:xxZ (EDT), half at 06:xxZ (EST)
+        at = {pd.Timestamp(t, tz="UTC").strftime("%H:%M"): (v, q) for t, v, q in pv[["start", "value", "quality"]].values}
+        for minute in ("00", "15", "30", "45"):
+            assert at[f"05:{minute}"] == at[f"06:{minute}"] and at[f"05:{minute}"][1] == "estimated"
+        assert (pv["quality"] == "estimated").sum() == 8
 
 
 # ---- a mutation list ---------------------------------------------------------------------
@@ -279,7 +288,7 @@ DETAIL_CASES = {  # name -> (change, taken by the batch reader)
     "boolean_value": (_slot("Production", 50, value=True), False),
     "nan_string": (_slot("Production", 50, value="nan"), False),
     "bad_self_consumption": (_slot("SelfConsumption", 50, value="x"), False),
-    "reversed": (_values("Production", lambda v: v[::-1]), False),
+    "reversed": (_values("Production", lambda v: v[::-1]), True),  # _dedupe sorts each series
     "duplicate": (_values("Production", lambda v: v[:10] + [dict(v[10])] + v[10:]), False),
     "duplicate_conflicting": (_values("Production", lambda v: v[:10] + [dict(v[10], value=5.0)] + v[10:]), False),
     "grid_on_other_labels": (_values("FeedIn", lambda v: v[:40] + v[41:]), False),
@@ -360,7 +369,7 @@ STORAGE_CASES = {
     "null_register": (_tel(30, lifeTimeEnergyDischarged=None), False),
     "fractional_register": (_tel(30, lifeTimeEnergyDischarged=1.5), False),
     "negative_register": (_tel(0, lifeTimeEnergyCharged=-5.0), False),
-    "reversed": (_tels(lambda t: t[::-1]), False),
+    "reversed": (_tels(lambda t: t[::-1]), True),  # the counter and the SoC sort readings by instant
     "duplicate": (_tels(lambda t: t[:10] + [dict(t[10])] + t[10:]), False),
     "a_gap": (_tels(lambda t: t[:40] + t[41:]), True),  # spread over the intervals inside it, estimated
     "an_hour_gap": (_tels(lambda t: t[:40] + t[52:]), True),
@@ -368,8 +377,9 @@ STORAGE_CASES = {
         seconds=133)).strftime("%Y-%m-%d %H:%M:%S"))] + t[41:]), True),
     "irregular_stamps": (_tels(lambda t: [dict(r, timeStamp=(pd.Timestamp(r["timeStamp"]) + pd.Timedelta(
         seconds=(17 * i) % 290)).strftime("%Y-%m-%d %H:%M:%S")) for i, r in enumerate(t)]), True),
-    "stamps_out_of_order": (_tels(lambda t: t[:40] + [t[41], t[40]] + t[42:]), False),
-    "dst_stamp": (_tel(-1, timeStamp="2026-11-01 01:30:00"), False),
+    "stamps_out_of_order": (_tels(lambda t: t[:40] + [t[41], t[40]] + t[42:]), True),
+    # a repeated wall time seen once cannot be placed: _placeable drops the reading, so do we
+    "dst_stamp": (_tel(-1, timeStamp="2026-11-01 01:30:00"), True),
     "two_batteries": (lambda d: d["storageData"]["batteries"].append(dict(d["storageData"]["batteries"][0])), False),
     "no_serial": (lambda d: d["storageData"]["batteries"][0].pop("serialNumber"), False),
     "no_timestamp": (lambda d: d["storageData"]["batteries"][0]["telemetries"][5].pop("timeStamp"), False),
@@ -430,8 +440,10 @@ METER_CASES = {
     "grid_on_other_stamps": (_register("FeedIn", lambda v: [_shift(x, 60) for x in v]), False),
     "two_production_registers": (_registers(lambda ms: ms + [dict(ms[0])]), False),
     "unknown_type": (_registers(lambda ms: [dict(ms[0], meterType="Battery")] + ms[1:]), False),
-    "reversed": (_register("Production", lambda v: v[::-1]), False),
-    "dst_stamp": (_register("Production", lambda v: v[:-1] + [dict(v[-1], date="2026-11-01 01:10:00")]), False),
+    "reversed": (_register("Production", lambda v: v[::-1]), True),
+    "dst_stamp": (_register("Production", lambda v: v[:-1] + [dict(v[-1], date="2026-11-01 01:10:00")]), True),
+    "nonexistent_stamp": (_register("Production", lambda v: v[:-1] + [dict(v[-1], date="2026-03-08 02:10:00")]), True),
+    "late_stamp": (_register("Production", lambda v: v[:-1] + [dict(v[-1], date="2026-07-18 01:10:00")]), False),
 }
 
 

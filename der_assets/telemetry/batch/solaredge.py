@@ -2,27 +2,28 @@
 
 Every body of an endpoint is decoded once through a typed shape (msgspec) that admits only JSON
 numbers or null where the one-body parser reads numbers (no strings, booleans, NaN literals or
-overflowing numbers), and its site-local labels are resolved to UTC per site zone, each
-zone's distinct labels at once. What this module reads is the plain case; the rest is left to
-the one-body parser, which reads it or says why not:
+overflowing numbers), and its site-local labels are placed in UTC per site zone: each zone's
+distinct labels are parsed and localized once, and each series' repeated wall times are resolved
+by timeutil.localize_labels' order rule for all series at once. On the DST days the parser's
+rules apply as it applies them: energyDetails/powerDetails drop an empty spring-forward slot and
+split a fall-back slot listed once over both passes; the registers drop a reading whose wall time
+cannot be placed. Lifetime registers (storageData, meters) go through counter_to_intervals'
+arithmetic for many series at once (_counter_intervals), so irregular stamps, readings off the
+grid and reading gaps read as the parser reads them.
 
-- a body holding a label of a DST transition (a fall-back repeated hour, a spring-forward hour
-  that never happened): the parser's fold rules (sums split in two, dropped slots, order
-  deciding the pass) are per body and stay there;
-- labels out of order or repeated, off the canonical grid, or not "YYYY-MM-DD hh:mm:ss";
-- no site zone, an unknown unit or timeUnit, an unknown or repeated meter type, a grid meter
-  without its partner, or a partner on other labels;
-- storageData: more than one battery, or readings that are not one every 5 minutes on the
-  5-minute grid with whole-Wh registers that never fall (a gap is spread by interpolation, a
-  fall is a reset: counters.counter_to_intervals decides those);
-- meters and equipmentData: no batch reader at all. Their lifetime registers are read between
-  grid edges by interpolation (meters' readings sit off the quarter-hour grid) and
-  equipmentData's coarse-register rule integrates power: both stay with the one-body parser.
+Left to the one-body parser, which reads them or says why not (the fallback costs speed, never a
+difference): a label that is not "YYYY-MM-DD hh:mm:ss"; a slot repeated within a series; a
+value at a spring-forward slot; no site zone; an unknown unit or timeUnit; an unknown or repeated
+meter type; a grid meter without its partner, or a partner on other slots; an instant outside
+the time rule; storageData with several batteries; registers that are null, negative, fractional
+(cumulative sums would round differently), falling (a reset) or a day apart. equipmentData has no
+batch reader: the connector does not pull it and its coarse-register rule integrates power.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
 from typing import Any, List, Optional, Sequence
@@ -145,17 +146,35 @@ def _zone_ok(tz) -> bool:
 
 # ---- site-local labels -> UTC ------------------------------------------------------------
 
-def _labels_to_utc(labels: list, row_zone: np.ndarray, zones: list) -> tuple[np.ndarray, np.ndarray]:
-    """UTC ns per label and whether it is plain: a strict label of a wall time that happened once.
+@dataclass
+class _Local:
+    """Site-local labels placed in UTC as timeutil.localize_labels places them, per row.
 
-    row_zone: index into `zones` per label. Each zone's distinct labels are parsed and localized
-    once, as timeutil.localize_labels places a label that is neither repeated nor skipped.
+    utc: the label's instant (0 where it has none); status: _OK, _FIRST, _SECOND, _UNKNOWN
+    (a repeated wall time seen once: its pass cannot be proven), _NONEXISTENT (a spring-forward
+    wall time), or _UNREAD (not a strict label: the parser decides); second: the same wall time
+    on its second pass (standard offset), for a repeated one.
     """
+
+    utc: np.ndarray
+    status: np.ndarray
+    second: np.ndarray
+
+
+_OK, _FIRST, _SECOND, _UNKNOWN, _NONEXISTENT, _UNREAD = range(6)
+
+
+def _labels_to_utc(labels: list, seg_rows: np.ndarray, seg_zone: np.ndarray, zones: list) -> _Local:
+    """Each zone's distinct labels parsed and localized once; each segment's (one series of one
+    body, in payload order) repeated wall times resolved by localize_labels' order rule."""
     n = len(labels)
-    utc = np.zeros(n, dtype=np.int64)
-    plain = np.zeros(n, dtype=bool)
+    row_zone = np.repeat(np.asarray(seg_zone, dtype=np.int64), seg_rows)
+    naive_row = np.zeros(n, dtype=np.int64)
+    first = np.zeros(n, dtype=np.int64)
+    second = np.zeros(n, dtype=np.int64)
+    status = np.full(n, _UNREAD, dtype=np.int8)
     if not n:
-        return utc, plain
+        return _Local(first, status, second)
     codes, uniques = pd.factorize(np.asarray(labels, dtype=object))
     uniques = list(uniques)
     naive = np.zeros(len(uniques), dtype=np.int64)
@@ -171,24 +190,63 @@ def _labels_to_utc(labels: list, row_zone: np.ndarray, zones: list) -> tuple[np.
                 parsed[i] = False
     nat = np.iinfo(np.int64).min
     parsed &= naive != nat
+    naive_row = naive[codes]
     for z, tz in enumerate(zones):
         rows = np.flatnonzero(row_zone == z)
-        if not len(rows):
-            continue
         used = np.unique(codes[rows])
         used = used[parsed[used]]
-        table_utc = np.zeros(len(uniques), dtype=np.int64)
-        table_plain = np.zeros(len(uniques), dtype=bool)
-        if len(used):
-            idx = pd.DatetimeIndex(naive[used].view("datetime64[ns]"))
-            first = idx.tz_localize(tz, ambiguous=np.ones(len(used), dtype=bool), nonexistent="NaT")
-            second = idx.tz_localize(tz, ambiguous=np.zeros(len(used), dtype=bool), nonexistent="NaT")
-            a, b = first.asi8, second.asi8
-            table_plain[used] = (a != nat) & (a == b)
-            table_utc[used] = a
-        utc[rows] = table_utc[codes[rows]]
-        plain[rows] = table_plain[codes[rows]]
-    return utc, plain
+        if not len(rows) or not len(used):
+            continue
+        idx = pd.DatetimeIndex(naive[used].view("datetime64[ns]"))
+        a = idx.tz_localize(tz, ambiguous=np.ones(len(used), dtype=bool), nonexistent="NaT").asi8
+        b = idx.tz_localize(tz, ambiguous=np.zeros(len(used), dtype=bool), nonexistent="NaT").asi8
+        st = np.full(len(uniques), _UNREAD, dtype=np.int8)
+        st[used] = np.where(a == nat, _NONEXISTENT, np.where(a != b, _UNKNOWN, _OK))
+        ta = np.zeros(len(uniques), dtype=np.int64)
+        tb = np.zeros(len(uniques), dtype=np.int64)
+        ta[used], tb[used] = np.where(a == nat, 0, a), np.where(b == nat, 0, b)
+        status[rows], first[rows], second[rows] = st[codes[rows]], ta[codes[rows]], tb[codes[rows]]
+    repeated = status == _UNKNOWN
+    if repeated.any():
+        _resolve_passes(naive_row, seg_rows, status, repeated)
+    utc = np.where(status == _SECOND, second, first)
+    return _Local(utc, status, second)
+
+
+def _resolve_passes(naive: np.ndarray, seg_rows: np.ndarray, status: np.ndarray, repeated: np.ndarray) -> None:
+    """localize_labels' pass rule for every segment at once: a repeated wall time is on its second
+    pass when the same label came before it or a later wall time did (the clock went back), in
+    payload order, or in reverse for a segment listed mostly newest first; where a segment shows a
+    second pass its other repeated labels are first passes, else their pass is unknown."""
+    n = len(naive)
+    seg = np.repeat(np.arange(len(seg_rows)), seg_rows)
+    first_row = np.cumsum(seg_rows) - seg_rows
+    pos = np.arange(n) - first_row[seg]
+    inside = _within_segments(naive, seg_rows)
+    steps = np.diff(naive)
+    down = np.bincount(seg[1:][inside], weights=(steps[inside] < 0), minlength=len(seg_rows))
+    up = np.bincount(seg[1:][inside], weights=(steps[inside] > 0), minlength=len(seg_rows))
+    descending = down > up
+    perm = np.where(descending[seg], first_row[seg] + seg_rows[seg] - 1 - pos, np.arange(n))
+    v = naive[perm]  # each segment in the order localize_labels walks it
+    _, rank = np.unique(v, return_inverse=True)
+    key = seg * (int(rank.max()) + 1) + rank  # order within a segment, segments apart
+    prior = np.empty(n, dtype=np.int64)
+    prior[0] = -1
+    prior[1:] = np.maximum.accumulate(key)[:-1]
+    prior[pos == 0] = -1
+    went_back = prior > key
+    by = np.lexsort((np.arange(n), key))
+    seen_sorted = np.zeros(n, dtype=bool)
+    seen_sorted[1:] = key[by][1:] == key[by][:-1]
+    seen = np.empty(n, dtype=bool)
+    seen[by] = seen_sorted
+    second_pass = np.empty(n, dtype=bool)
+    second_pass[perm] = went_back | seen
+    second_pass &= repeated
+    has_second = np.bincount(seg[second_pass], minlength=len(seg_rows)) > 0
+    status[repeated & ~second_pass & has_second[seg]] = _FIRST
+    status[second_pass] = _SECOND
 
 
 def _bodies_of(rows_bad: np.ndarray, seg_body: np.ndarray, seg_rows: np.ndarray) -> np.ndarray:
@@ -252,6 +310,8 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
     """energyDetails (Wh per slot, measured) or powerDetails (average W per slot, estimated)."""
     decoder = _DECODERS[endpoint]
     base = _MEASURED if endpoint == "energyDetails" else _ESTIMATED
+    # a summed repeated slot: split evenly, estimated for energy, suspect for power (the parser's rule)
+    summed_quality = _ESTIMATED if endpoint == "energyDetails" else _SUSPECT
     zones: list[str] = []
     zone_index: dict[str, int] = {}
     taken: list[int] = []
@@ -298,22 +358,43 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
     seg_kind = np.asarray(seg_kind, dtype=object)
     raw = np.array(values, dtype=np.float64)  # None -> NaN: the parser's missing value
     del values
-    start, plain = _labels_to_utc(labels, np.repeat(np.asarray(seg_zone, dtype=np.int64), seg_rows), zones)
+    loc = _labels_to_utc(labels, seg_rows, np.asarray(seg_zone, dtype=np.int64), zones)
     del labels
+    seg = np.repeat(np.arange(len(seg_rows)), seg_rows)
+    with np.errstate(over="ignore"):
+        value = raw * np.asarray(seg_scale, dtype=np.float64)[seg]
 
-    # what the parser reads differently (or rejects) goes back to it, per body
+    # _slots_to_utc's DST rules: a spring-forward slot is dropped when empty or zero (a value there
+    # is a ParseError), a repeated wall time seen once is split over both passes
     bad = np.zeros(len(taken), dtype=bool)
-    row_interval = np.repeat(seg_interval, seg_rows)
-    wrong = ~plain | np.isinf(raw) | (start % (np.minimum(row_interval, 900) * NS) != 0)
-    if len(start) > 1:
-        step_bad = np.diff(start) <= 0
-        step_bad &= _within_segments(start, seg_rows)
-        wrong[1:] |= step_bad
-    if wrong.any():
-        bad[_bodies_of(wrong, seg_body, seg_rows)] = True
+    nonexistent = loc.status == _NONEXISTENT
+    wrong = (loc.status == _UNREAD) | (nonexistent & np.isfinite(value) & (value != 0)) | np.isinf(value)
+    bad[np.unique(seg_body[seg[wrong]])] = True
     taken_arr = np.asarray(taken, dtype=np.int64)
     ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
-    bad |= _time_rule(start, seg_body, seg_rows, ceiling, len(taken))
+    placed = ~nonexistent & (loc.status != _UNREAD)
+    bad |= _time_rule(loc.utc[placed], seg_body, np.bincount(seg[placed], minlength=len(seg_rows)), ceiling,
+                      len(taken))
+    summed = loc.status == _UNKNOWN
+    quality = np.where(summed, summed_quality, base).astype(np.int8)
+    value = np.where(summed, value / 2.0, value)
+    keep = ~nonexistent
+    seg = np.concatenate([seg[keep], seg[summed]])
+    start = np.concatenate([loc.utc[keep], loc.second[summed]])
+    value = np.concatenate([value[keep], value[summed]])
+    quality = np.concatenate([quality[keep], quality[summed]])
+    wrong = np.concatenate([wrong[keep], wrong[summed]])
+    order = np.lexsort((start, seg))  # _dedupe sorts each series by its instant
+    seg, start, value, quality, wrong = seg[order], start[order], value[order], quality[order], wrong[order]
+    seg_rows = np.bincount(seg, minlength=len(seg_rows))
+    del loc, order, keep, summed, nonexistent
+
+    row_interval = seg_interval[seg]
+    wrong |= start % (np.minimum(row_interval, 900) * NS) != 0  # off the canonical grid: a schema error
+    if len(start) > 1:
+        wrong[1:] |= (np.diff(start) == 0) & (seg[1:] == seg[:-1])  # a repeated slot: _dedupe's to settle
+    if wrong.any():
+        bad[np.unique(seg_body[seg[wrong]])] = True
     offsets = np.concatenate([[0], np.cumsum(seg_rows)])
     purchased = np.flatnonzero(seg_kind == "Purchased")
     feed_in = np.flatnonzero(seg_kind == "FeedIn")
@@ -323,25 +404,16 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
             continue
         if seg_rows[p] != seg_rows[f] or not np.array_equal(start[offsets[p]:offsets[p + 1]],
                                                             start[offsets[f]:offsets[f + 1]]):
-            bad[seg_body[p]] = True  # the parser's outer merge on other labels: its to read
-
-    with np.errstate(over="ignore"):
-        value = raw * np.repeat(np.asarray(seg_scale, dtype=np.float64), seg_rows)
-    # the number rule: a product that overflows is no value (rows() refuses it); neither is a grid
-    # difference that does
-    overflow = np.isinf(value)
-    if overflow.any():
-        bad[_bodies_of(overflow, seg_body, seg_rows)] = True
-    same = seg_rows[purchased] == seg_rows[feed_in]  # a pair on other labels is already left out
+            bad[seg_body[p]] = True  # the parser's outer merge on other slots: its to read
+    # the number rule: a grid difference that overflows is no value (rows() refuses it)
+    same = seg_rows[purchased] == seg_rows[feed_in]
     p_all, f_all = _segment_rows(purchased[same], offsets), _segment_rows(feed_in[same], offsets)
     with np.errstate(over="ignore", invalid="ignore"):
         overflow = np.isinf(value[p_all] - value[f_all])
     if overflow.any():
         bad[_bodies_of(overflow, seg_body[purchased[same]], seg_rows[purchased[same]])] = True
     with np.errstate(over="ignore", invalid="ignore"):
-        suspect = segment_spikes(value, seg_rows)
-    quality = np.full(len(value), base, dtype=np.int8)
-    quality[suspect] = _SUSPECT
+        quality[segment_spikes(value, seg_rows)] = _SUSPECT
     seg_keep = ~bad[seg_body]
     parts = []
     for kind, channel in ENERGY_METERS.items():
@@ -396,6 +468,18 @@ def _plain_registers(t: np.ndarray, registers: list, seg_rows: np.ndarray) -> np
             step |= np.diff(reg) < 0
         wrong[1:] |= step & inside
     return wrong
+
+
+def _placed(loc: _Local, seg_rows: np.ndarray):
+    """The readings _placeable keeps (a repeated wall time seen once and a spring-forward one are
+    dropped), each series sorted by instant as counter_to_intervals sorts it: (row positions,
+    readings per segment, segments holding a label the parser cannot read)."""
+    seg = np.repeat(np.arange(len(seg_rows)), seg_rows)
+    unread = np.zeros(len(seg_rows), dtype=bool)
+    unread[np.unique(seg[loc.status == _UNREAD])] = True
+    keep = np.flatnonzero((loc.status == _OK) | (loc.status == _FIRST) | (loc.status == _SECOND))
+    order = keep[np.lexsort((loc.utc[keep], seg[keep]))]
+    return order, np.bincount(seg[keep], minlength=len(seg_rows)), unread
 
 
 def _counter_intervals(t: np.ndarray, c: np.ndarray, seg_rows: np.ndarray, interval_s: int):
@@ -539,12 +623,14 @@ def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     dis = np.array(discharged, dtype=np.float64)
     pct = np.array(soc, dtype=np.float64)
     del charged, discharged, soc
-    t, plain = _labels_to_utc(stamps, np.repeat(np.asarray(seg_zone, dtype=np.int64), lengths), zones)
+    loc = _labels_to_utc(stamps, lengths, np.asarray(seg_zone, dtype=np.int64), zones)
     del stamps
+    sel, lengths, bad = _placed(loc, lengths)
+    t, chg, dis, pct = loc.utc[sel], chg[sel], dis[sel], pct[sel]
+    del loc, sel
     row_body = np.repeat(np.arange(len(taken)), lengths)
 
-    wrong = ~plain | _plain_registers(t, [chg, dis], lengths)
-    bad = np.zeros(len(taken), dtype=bool)
+    wrong = _plain_registers(t, [chg, dis], lengths)
     bad[np.unique(row_body[wrong])] = True
     taken_arr = np.asarray(taken, dtype=np.int64)
     ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
@@ -625,11 +711,15 @@ def read_meters(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     seg_kind = np.asarray(seg_kind, dtype=object)
     wh = np.array(values, dtype=np.float64)
     del values
-    t, plain = _labels_to_utc(labels, np.repeat(np.asarray(seg_zone, dtype=np.int64), seg_rows), zones)
+    loc = _labels_to_utc(labels, seg_rows, np.asarray(seg_zone, dtype=np.int64), zones)
     del labels
+    sel, seg_rows, unread = _placed(loc, seg_rows)
+    t, wh = loc.utc[sel], wh[sel]
+    del loc, sel
 
     bad = np.zeros(len(taken), dtype=bool)
-    wrong = ~plain | _plain_registers(t, [wh], seg_rows)
+    bad[np.unique(seg_body[unread])] = True
+    wrong = _plain_registers(t, [wh], seg_rows)
     if wrong.any():
         bad[_bodies_of(wrong, seg_body, seg_rows)] = True
     taken_arr = np.asarray(taken, dtype=np.int64)
