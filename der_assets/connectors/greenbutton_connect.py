@@ -164,6 +164,7 @@ class Grant:
     resource_uri: Optional[str] = None
     authorization_uri: Optional[str] = None
     scope: Optional[str] = None
+    origin: str = "settings"  # "settings": grown from the configured refresh token; "code": a consent's code
 
     def fresh(self, wall: float) -> bool:
         """An access token not yet (nearly) expired; one without a stated expiry is used until a 401."""
@@ -171,7 +172,8 @@ class Grant:
 
     def to_dict(self) -> dict:
         return {"refresh_token": self.refresh_token, "access_token": self.access_token, "expires_at": self.expires_at,
-                "resource_uri": self.resource_uri, "authorization_uri": self.authorization_uri, "scope": self.scope}
+                "resource_uri": self.resource_uri, "authorization_uri": self.authorization_uri, "scope": self.scope,
+                "origin": self.origin}
 
 
 class TokenStore:
@@ -362,21 +364,21 @@ class ConnectClient:
                                  endpoint="oauth_token", status=got.status) from None
         return answer
 
-    def _grant(self, answer: dict, previous: Optional[Grant]) -> Grant:
+    def _grant(self, answer: dict, previous: Optional[Grant], origin: str = "settings") -> Grant:
         expires_in = answer.get("expires_in")
-        before = previous or Grant(refresh_token="")
+        before = previous or Grant(refresh_token="", origin=origin)
         return Grant(refresh_token=answer.get("refresh_token") or before.refresh_token,
                      access_token=answer["access_token"],
                      expires_at=self.wall() + float(expires_in) if expires_in is not None else None,
                      resource_uri=answer.get("resourceURI") or before.resource_uri,
                      authorization_uri=answer.get("authorizationURI") or before.authorization_uri,
-                     scope=answer.get("scope") or before.scope)
+                     scope=answer.get("scope") or before.scope, origin=before.origin)
 
     async def exchange_code(self, code: str) -> str:
         """The redirect's code for tokens ([RFC 6749] 4.1.3); stored; returns the authorization's store key."""
         answer = await self._token_request({"grant_type": "authorization_code", "code": code,
                                             "redirect_uri": self.settings.redirect_uri}, what="authorization code")
-        grant = self._grant(answer, None)
+        grant = self._grant(answer, None, origin="code")
         key = grant.authorization_uri or grant.resource_uri or f"auth-{len(self.store.load()) + 1}"
         with self.store.locked():
             grants = self.store.load()
@@ -386,10 +388,11 @@ class ConnectClient:
         return key
 
     def grants(self) -> dict[str, Grant]:
-        """The stored authorizations; with none, the configured refresh token as one (SEED)."""
+        """The stored authorizations, and the configured refresh token as one more (SEED) until a stored
+        one has grown from it."""
         grants = self.store.load()
-        if not grants and self.settings.refresh_token:
-            grants = {SEED: Grant(refresh_token=self.settings.refresh_token)}
+        if self.settings.refresh_token and not any(g.origin == "settings" for g in grants.values()):
+            grants[SEED] = Grant(refresh_token=self.settings.refresh_token)
         return grants
 
     async def refresh(self, key: str, spent: Optional[Grant] = None) -> Grant:
@@ -403,8 +406,8 @@ class ConnectClient:
 
     async def _refresh(self, key: str, spent: Optional[Grant]) -> Grant:
         with self.store.locked():
-            grants = self.grants()
-            current = grants.get(key) or spent
+            stored = self.store.load()
+            current = self.grants().get(key) or spent
             if current is None:
                 raise SettingsError(f"Green Button Connect: no authorization {key!r} in {self.store.path}")
             if spent is not None and current.access_token and current.access_token != spent.access_token \
@@ -425,9 +428,9 @@ class ConnectClient:
                                                    what=f"refresh of authorization {key} (configured token)")
             grant = self._grant(answer, current)
             new_key = grant.authorization_uri or key
-            grants.pop(key, None)
-            grants[new_key] = grant
-            self.store.save(grants)
+            stored.pop(key, None)
+            stored[new_key] = grant
+            self.store.save(stored)
         if new_key != key:
             log.info("Green Button Connect: authorization %s is %s", key, new_key)
         return grant
@@ -465,40 +468,45 @@ class ConnectClient:
                 key = grant.authorization_uri or key
         raise AssertionError("unreachable")
 
-    async def subscriptions(self) -> list[Subscription]:
-        """Each stored authorization's active subscription, from the Authorization resource ([GBA tokens]).
+    async def authorization(self, key: str) -> list[Subscription]:
+        """The active subscription(s) of one stored authorization, from the Authorization resource ([GBA tokens]).
 
-        An authorization that cannot be read (its refresh refused, the custodian down) or is not active
-        (status 0 revoked, 2 denied) is in `authorization_failures`, and the others carry on; when none
-        can be read, the first error is raised.
+        One not active (status 0 revoked, 2 denied) is not returned; it is in `authorization_failures`.
         """
-        out: list[Subscription] = []
-        self.authorization_failures: list[dict] = []
-        errors: list[ConnectorError] = []
+        key, grant = await self._access(key)
         uri = f"{self.settings.base_url}{ROOT}/Authorization"
-        for key in list(self.grants()):
-            try:
-                key, grant = await self._access(key)
-                got = await self.get(key, uri, endpoint="Authorization")
-                entries = _atom_entries(got.content, uri)
-            except ValueError as exc:
-                errors.append(ConnectorError(str(exc), source=SOURCE, endpoint="Authorization"))
-                self.authorization_failures.append({"authorization": key, "error": str(errors[-1])})
+        got = await self.get(key, uri, endpoint="Authorization")
+        try:
+            entries = _atom_entries(got.content, uri)
+        except ValueError as exc:
+            raise ConnectorError(str(exc), source=SOURCE, endpoint="Authorization") from None
+        out = []
+        for e in entries:
+            if e["kind"] != "Authorization":
                 continue
+            resource, status = e["fields"].get("resourceURI"), e["fields"].get("status", "1")
+            if resource and status == "1":
+                out.append(Subscription(grant.authorization_uri or key, resource.rstrip("/")))
+            elif resource:
+                self.authorization_failures.append({"authorization": key, "error": (
+                    f"subscription {resource} has status {status} (0 revoked, 2 denied): not pulled")})
+        return out
+
+    async def subscriptions(self) -> list[Subscription]:
+        """Every stored authorization's active subscriptions. One that cannot be read (its refresh refused,
+        the custodian down) is in `authorization_failures` and the others carry on; when none can be
+        read, the first error is raised."""
+        self.authorization_failures = []
+        out: list[Subscription] = []
+        errors: list[ConnectorError] = []
+        keys = list(self.grants())
+        for key in keys:
+            try:
+                out += await self.authorization(key)
             except ConnectorError as exc:
                 errors.append(exc)
                 self.authorization_failures.append({"authorization": key, "error": str(exc)})
-                continue
-            for e in entries:
-                if e["kind"] != "Authorization":
-                    continue
-                resource, status = e["fields"].get("resourceURI"), e["fields"].get("status", "1")
-                if resource and status == "1":
-                    out.append(Subscription(grant.authorization_uri or key, resource.rstrip("/")))
-                elif resource:
-                    self.authorization_failures.append({"authorization": key, "error": (
-                        f"subscription {resource} has status {status} (0 revoked, 2 denied): not pulled")})
-        if errors and not out and len(errors) == len(self.grants()):
+        if errors and len(errors) == len(keys):
             raise errors[0]
         return out
 
@@ -539,6 +547,7 @@ class SubscriptionCursor:
     round_max: Optional[pd.Timestamp] = None  # the round's published-max
     done: frozenset = frozenset()  # usage points asked in this round
     reached: Optional[pd.Timestamp] = None  # earliest <updated> the custodian answered in this round
+    points: tuple = ()  # the subscription's usage points, listed when the round began
 
     def published_min(self) -> Optional[pd.Timestamp]:
         return None if self.through is None else self.through + pd.Timedelta(seconds=1)  # bounds are inclusive
@@ -546,12 +555,13 @@ class SubscriptionCursor:
     def to_dict(self) -> dict:
         iso = lambda t: None if t is None else pd.Timestamp(t).isoformat()  # noqa: E731
         return {"through": iso(self.through), "round_max": iso(self.round_max), "done": sorted(self.done),
-                "reached": iso(self.reached)}
+                "reached": iso(self.reached), "points": list(self.points)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "SubscriptionCursor":
         ts = lambda v: None if v is None else pd.Timestamp(v).tz_convert("UTC")  # noqa: E731
-        return cls(ts(d.get("through")), ts(d.get("round_max")), frozenset(d.get("done") or ()), ts(d.get("reached")))
+        return cls(ts(d.get("through")), ts(d.get("round_max")), frozenset(d.get("done") or ()), ts(d.get("reached")),
+                   tuple(d.get("points") or ()))
 
 
 def cursors_from_json(text: Optional[str]) -> dict[str, SubscriptionCursor]:
@@ -579,6 +589,9 @@ async def pull(client: ConnectClient, cursors: Mapping[str, SubscriptionCursor],
                max_requests: Optional[int] = None) -> PullOutcome:
     """What every subscription published since its cursor, one Batch request per usage point.
 
+    A round of a subscription begins with its Authorization (still active?) and its UsagePoint list,
+    both kept in the cursor, so a round that spans calls spends its requests on data; with one
+    authorization per customer that is three requests a meter and round.
     site_of: usage point id -> site id, or None to leave it alone (no site, or its utility is on
     the inbox). At most `max_requests` requests (the rest of a round waits for the next call).
     A usage point that fails retryably stays in the round and is asked again next time.
@@ -586,51 +599,79 @@ async def pull(client: ConnectClient, cursors: Mapping[str, SubscriptionCursor],
     now = pd.Timestamp(as_utc(now)).floor("s")
     out = PullOutcome(cursors=dict(cursors))
     start_requests = client.requests
+    client.authorization_failures = []
 
     def budget_left() -> bool:
         return max_requests is None or client.requests - start_requests < max_requests
 
-    subscriptions = await client.subscriptions()
+    def fail(site, point, exc: ConnectorError, **extra) -> None:
+        out.failures.append({"source": SOURCE, "site_id": site, "usage_point": point, **extra,
+                             "error": str(exc).splitlines()[0][:300]})
+
+    keys = list(client.grants())
+    unread = 0
+    for key in keys:
+        grant = client.grants().get(key)
+        known = grant.resource_uri.rstrip("/") if grant is not None and grant.resource_uri else None
+        if known and out.cursors.get(known, SubscriptionCursor()).round_max is not None:
+            subs = [Subscription(key, known)]  # mid-round: Authorization and usage points were read at its start
+        elif not budget_left():
+            break
+        else:
+            try:
+                subs = await client.authorization(key)
+            except ConnectorError as exc:
+                fail(None, None, exc, authorization=key)
+                unread += 1
+                continue
+        for sub in subs:
+            state = out.cursors.get(sub.resource_uri, SubscriptionCursor())
+            if state.round_max is None:
+                if not budget_left():
+                    break
+                try:
+                    points = await client.usage_points(sub)
+                except ConnectorError as exc:
+                    fail(None, None, exc, authorization=sub.grant_key)
+                    continue
+                state = replace(state, round_max=now, done=frozenset(), reached=None, points=tuple(points))
+            pending = False
+            for point in state.points:
+                if point in state.done:
+                    continue
+                site = site_of(point)
+                if site is None:
+                    out.skipped.append(point)
+                    state = replace(state, done=state.done | {point})
+                    continue
+                if not budget_left():
+                    pending = True
+                    break
+                try:
+                    payload, reached = await client.batch(sub, point, site_id=site, published_min=state.published_min(),
+                                                          published_max=state.round_max, tz=tz_of(site))
+                except ConnectorError as exc:
+                    fail(site, point, exc)
+                    if exc.retryable:
+                        pending = True
+                        continue
+                    state = replace(state, done=state.done | {point})
+                    continue
+                if payload is not None:
+                    out.payloads.append(payload)
+                if reached is not None and (state.reached is None or reached < state.reached):
+                    state = replace(state, reached=reached)
+                state = replace(state, done=state.done | {point})
+            if not pending and set(state.points) <= state.done:
+                end = state.round_max if state.reached is None else min(state.round_max, state.reached.floor("s"))
+                state = SubscriptionCursor(through=end if state.through is None else max(state.through, end))
+                out.rounds_finished += 1
+            out.cursors[sub.resource_uri] = state
     out.failures += [{"source": SOURCE, "site_id": None, "usage_point": None, **f}
                      for f in client.authorization_failures]
-    for sub in subscriptions:
-        state = out.cursors.get(sub.resource_uri, SubscriptionCursor())
-        if state.round_max is None:
-            state = replace(state, round_max=now, done=frozenset(), reached=None)
-        points = await client.usage_points(sub)
-        pending = False
-        for point in points:
-            if point in state.done:
-                continue
-            site = site_of(point)
-            if site is None:
-                out.skipped.append(point)
-                state = replace(state, done=state.done | {point})
-                continue
-            if not budget_left():
-                pending = True
-                break
-            try:
-                payload, reached = await client.batch(sub, point, site_id=site, published_min=state.published_min(),
-                                                      published_max=state.round_max, tz=tz_of(site))
-            except ConnectorError as exc:
-                out.failures.append({"source": SOURCE, "site_id": site, "usage_point": point,
-                                     "error": str(exc).splitlines()[0][:300]})
-                if exc.retryable:
-                    pending = True
-                    continue
-                state = replace(state, done=state.done | {point})
-                continue
-            if payload is not None:
-                out.payloads.append(payload)
-            if reached is not None and (state.reached is None or reached < state.reached):
-                state = replace(state, reached=reached)
-            state = replace(state, done=state.done | {point})
-        if not pending and set(points) <= state.done:
-            end = state.round_max if state.reached is None else min(state.round_max, state.reached.floor("s"))
-            state = SubscriptionCursor(through=end if state.through is None else max(state.through, end))
-            out.rounds_finished += 1
-        out.cursors[sub.resource_uri] = state
+    if keys and unread == len(keys):
+        first = next(f for f in out.failures if f.get("authorization"))
+        raise ConnectorError(f"no authorization could be read; first: {first['error']}", source=SOURCE,
+                             endpoint="Authorization")
     out.requests = client.requests - start_requests
     return out
-

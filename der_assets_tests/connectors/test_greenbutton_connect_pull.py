@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +122,7 @@ def test_a_round_spans_calls_when_the_budget_runs_out(fleet, tmp_path):
         twin.clock.advance(hours=30)  # later blocks are not in this round: its published-max stays
         rest = _pull(twin, settings, gbc.cursors_from_json(gbc.cursors_to_json(part.cursors)))
     assert len(rest.payloads) == 2 and rest.rounds_finished == 1
+    assert rest.requests == 2  # mid-round: no Authorization, no UsagePoint list, the stored token still good
     assert {p.site_id for p in part.payloads + rest.payloads} == set(meters(fleet).values())
     assert rest.cursors[sub].through == cursor.round_max
 
@@ -153,3 +156,24 @@ def test_an_authorization_that_cannot_refresh_does_not_stop_the_others(fleet, tm
     (failure,) = out.failures
     assert failure["authorization"] == "https://elsewhere.example/Authorization/9"
     assert "invalid_grant" in failure["error"] and "revoked-long-ago" not in failure["error"]
+
+
+def test_one_authorization_per_customer(fleet, tmp_path):
+    """Two customers consent (code flow), beside the configured fleet-wide token: three subscriptions,
+    a round costs each its Authorization, its UsagePoint list and one Batch request per meter."""
+    with connect_twin(fleet, "2026-07-14T00:00Z", advance_h=24 * 3) as twin:
+        async def go():
+            async with gbc.ConnectClient(twin.settings(tmp_path / "tokens.json")) as client:
+                for site in ("S-00001", "S-00003"):
+                    async with httpx.AsyncClient() as browser:
+                        back = (await browser.get(client.authorize_url("s", login_hint=site))).headers["location"]
+                    await client.exchange_code(parse_qs(urlsplit(back).query)["code"][0])
+                return await gbc.pull(client, {}, now=twin.clock(), site_of=meters(fleet).get)
+
+        out = asyncio.run(go())
+    by_sub = {uri.rsplit("/", 1)[-1]: c for uri, c in out.cursors.items()}
+    assert sorted(by_sub) == ["1", "2", "3"] and out.rounds_finished == 3
+    assert all(c.through is not None for c in by_sub.values())
+    assert sorted(p.site_id for p in out.payloads) == ["S-00001", "S-00001", "S-00002", "S-00003", "S-00003"]
+    # the seed's refresh, Authorization + UsagePoint list per subscription, 3 + 1 + 1 Batch requests
+    assert out.requests == 1 + 3 * 2 + 5
