@@ -75,17 +75,27 @@ def land_answer(engine, payload: RawPayload, log) -> tuple[int, list[str]]:
 async def _pull(groups, cursors, *, now) -> gbc.PullOutcome:
     """Every custodian in turn, within one tick's request budget; their cursors in one map (keyed by URI)."""
     out = gbc.PullOutcome(cursors=dict(cursors))
+    errors = []
     for settings, site_of, tz_of in groups:
         left = MAX_REQUESTS_PER_TICK - out.requests
         if left <= 0:
             break
-        async with gbc.ConnectClient(settings) as client:
-            got = await gbc.pull(client, out.cursors, now=now, site_of=site_of.get, tz_of=tz_of.get, max_requests=left)
+        try:
+            async with gbc.ConnectClient(settings) as client:
+                got = await gbc.pull(client, out.cursors, now=now, site_of=site_of.get, tz_of=tz_of.get,
+                                     max_requests=left)
+        except (ConnectorError, SettingsError) as exc:  # this custodian fails alone
+            errors.append(exc)
+            out.failures.append({"authorization": settings.base_url, "site_id": None, "usage_point": None,
+                                 "error": str(exc).splitlines()[0][:300]})
+            continue
         out.payloads += got.payloads
         out.failures += got.failures
         out.skipped += got.skipped
         out.cursors, out.rounds_finished = got.cursors, out.rounds_finished + got.rounds_finished
         out.requests += got.requests
+    if errors and len(errors) == len(groups):
+        raise errors[0]
     return out
 
 
