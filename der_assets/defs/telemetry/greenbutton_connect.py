@@ -2,8 +2,9 @@
 
 The AMI inbox's twin for utilities that offer Connect (DER_AMI_CONNECT_EDCS names them by the
 registry's `edc`): each tick pulls what the subscriptions published since their cursors (the
-sensor's cursor), lands every answer as source greenbutton / endpoint espi before anything else,
-and asks meter_intervals to rebuild each UTC day an answer touched, at the AMI priority (-2).
+sensor's cursor), lands every answer raw as source greenbutton / endpoint espi (read first only to
+learn the window it covers, as the inbox sensor does; a bad answer is landed all the same), and asks
+meter_intervals to rebuild each UTC day an answer touched, at the AMI priority (-2).
 Meters of the other utilities stay with the inbox.
 """
 
