@@ -94,7 +94,8 @@ def _json(body: dict) -> bytes:
 
 
 def landed(items, source: str, endpoint: str, received: pd.Timestamp, first_id: int = 0) -> list[LandedPayload]:
-    return [LandedPayload(first_id + i, source, endpoint, site, received, body) for i, (site, _, body) in enumerate(items)]
+    return [LandedPayload(first_id + i, source, endpoint, site, received, body)
+            for i, (site, _, body) in enumerate(items)]
 
 
 def one_body(source: str, endpoint: str, body, tz, received: pd.Timestamp):

@@ -106,7 +106,8 @@ def test_the_real_capture_is_read_in_arrays():
 
 # ---- local days whose clocks change ---------------------------------------------------------
 
-@pytest.mark.parametrize("tz, date, hours", [("Europe/Berlin", "2026-10-25", 25), ("America/New_York", "2026-03-08", 23)])
+@pytest.mark.parametrize("tz, date, hours", [("Europe/Berlin", "2026-10-25", 25),
+                                             ("America/New_York", "2026-03-08", 23)])
 def test_a_local_day_with_a_clock_change_is_read_in_arrays(tz, date, hours):
     """Keys are seconds since Start, so a local day is 82800 or 90000 s long: one row per step of
     it and one for the step from End on (no reading closes it)."""

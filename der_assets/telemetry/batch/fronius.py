@@ -230,7 +230,7 @@ def _cumsum_per_segment(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _meters(series: _Series):
-    """grid_kwh of every meter: (body, interval_s, first start s, value, quality) per good segment.
+    """grid_kwh of every meter read here: (body, rows, interval_s per body; start ns, value, quality per row).
 
     Readings one per logging step without a hole, on the step's UTC grid, as counter_to_intervals
     reads them with the window (Start, End + 1 s): every grid interval of the window is a row; one
@@ -291,7 +291,8 @@ def _meters(series: _Series):
 
 
 def _inverters(series: _Series):
-    """pv_kwh of every inverter node: every step of [Start, End] a row, a step not logged missing."""
+    """pv_kwh of every inverter node read here, as _meters returns it: every step of [Start, End] a
+    row, a step not logged missing, a negative one kept and flagged (parse_payload)."""
     lengths, keys, (kwh,), bad = series.arrays()
     start = np.array(series.start, dtype=np.int64)
     end = np.array(series.end, dtype=np.int64)
