@@ -21,6 +21,7 @@ from der_assets.simulator.servers.runner import serving
 from der_assets.warehouse.schema import dispatch_instructions
 
 from ._helpers import body, landed, raw, statuses
+from ._sqlite import sqlite_engine  # noqa: F401 (fixture)
 
 SECRET = b"hostile-hmac-key"
 TOKEN = "hostile-token"
@@ -47,15 +48,6 @@ def served(engine):
 
 
 @pytest.fixture
-def sqlite_engine(isolated_home):
-    from der_assets.warehouse import connect_warehouse
-
-    eng = connect_warehouse(f"sqlite:///{isolated_home / 'warehouse.sqlite'}")
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
 def served_sqlite(sqlite_engine):
     """The webhook on SQLite only: for what is decided before the database is reached."""
     with _serve(sqlite_engine) as urls:
@@ -75,7 +67,10 @@ def post(http, content: bytes, headers: dict) -> httpx.Response:
 # ------------------------------------------------------------------ item 14: the landing race
 
 
-def test_twenty_simultaneous_identical_requests_all_succeed_with_one_effect(served, engine):
+def test_twenty_simultaneous_identical_requests_all_succeed_with_one_effect(served_sqlite, sqlite_engine):
+    """The race was on the landing zone's shared temporary file (13 of 20 got a 500); the store's lock
+    under concurrency is tested on both databases in test_store."""
+    served, engine = served_sqlite, sqlite_engine
     payload = raw()
     barrier = threading.Barrier(20)
     answers: list = [None] * 20
@@ -106,24 +101,6 @@ def _quarantined_once(engine, words: str) -> None:
     assert len(kept) == 1 and kept[0][1] == "quarantined" and words in kept[0][2], kept
 
 
-def test_no_500_for_nesting_or_a_modification_over_the_32_bit_column(client, engine):
-    nested = b"[" * 30_000 + b"]" * 30_000
-    r = post(client, nested, BEARER)
-    assert r.status_code == 400, r.text
-    assert r.json()["error"] == "http: not valid JSON (nested too deeply)"
-    _quarantined_once(engine, "nested too deeply")
-    for modification in (2**70, 2**31):  # SQLite overflowed at 2^63, PostgreSQL's INTEGER at 2^31
-        r = post(client, raw(modification=modification), BEARER)
-        assert r.status_code == 400, r.text
-        assert r.json() == {"error": f"http field modification: {modification} is over 2147483647, the largest "
-                                     "modification number stored", "field": "modification"}
-    assert [s for _, s, _ in landed(engine)] == ["quarantined"] * 3
-    assert statuses(engine) == {}
-    r = post(client, raw(modification=2**31 - 1), BEARER)
-    assert r.status_code == 201, r.text
-    assert statuses(engine) == {(ID, 2**31 - 1): "active"}
-
-
 # ------------------------------------------------------------------ item 16: absurd instructions
 
 ABSURD = [
@@ -136,7 +113,8 @@ ABSURD = [
      "1970-01-01T18:00:00Z is before 2000-01-01T00:00:00Z"),
     (body(issued_at="2026-07-15T18:30:00Z"), "issued_at",
      "2026-07-15T18:30:00Z is after the event's start 2026-07-15T18:00:00Z"),
-    (body(end="2046-07-15T18:00:00Z", interval_minutes=1), "end", "the event lasts 175320 h in 1-minute intervals; at most 10080 intervals"),
+    (body(end="2046-07-15T18:00:00Z", interval_minutes=1), "end",
+     "the event lasts 175320 h in 1-minute intervals; at most 10080 intervals"),
     (body(instruction_id="EVT-1\r\nINFO forged line"), "instruction_id", "control character U+000D at position 6"),
     (body(resource_id="AGG-1\n"), "resource_id", "control character U+000A at position 6"),
     (body(instruction_id="NEVER-SEEN", status="cancelled"), "instruction_id",
@@ -144,7 +122,19 @@ ABSURD = [
 ]
 
 
-def test_absurd_instructions_are_400s_with_their_reason_and_stored_nowhere(client, engine):
+def test_no_500_and_no_absurd_instruction_stored_on_either_database(client, engine):
+    """Item 15 (nesting, modifications past the 32-bit column) and item 16 (absurd ranges)."""
+    nested = b"[" * 30_000 + b"]" * 30_000
+    r = post(client, nested, BEARER)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "http: not valid JSON (nested too deeply)"
+    _quarantined_once(engine, "nested too deeply")
+    for modification in (2**70, 2**31):  # SQLite overflowed at 2^63, PostgreSQL's INTEGER at 2^31
+        r = post(client, raw(modification=modification), BEARER)
+        assert r.status_code == 400, r.text
+        assert r.json() == {"error": f"http field modification: {modification} is over 2147483647, the largest "
+                                     "modification number stored", "field": "modification"}
+    assert [s for _, s, _ in landed(engine)] == ["quarantined"] * 3
     for data, field, words in ABSURD:
         r = post(client, json.dumps(data).encode(), BEARER)
         assert r.status_code == 400, (data, r.text)
@@ -152,15 +142,20 @@ def test_absurd_instructions_are_400s_with_their_reason_and_stored_nowhere(clien
         assert words in r.json()["error"], r.json()
     assert statuses(engine) == {}
     kept = landed(engine)
-    assert len(kept) == len(ABSURD) and {s for _, s, _ in kept} == {"quarantined"}
+    assert len(kept) == 3 + len(ABSURD) and {s for _, s, _ in kept} == {"quarantined"}
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(dispatch_instructions)).scalar_one() == 0
+    # the largest 32-bit modification is stored, the same on both databases
+    r = post(client, raw(instruction_id="MAX-MOD", modification=2**31 - 1), BEARER)
+    assert r.status_code == 201, r.text
+    assert statuses(engine) == {("MAX-MOD", 2**31 - 1): "active"}
     # what is refused for a first issue is how a running event is changed: mid-event modifications
     assert post(client, raw(), BEARER).status_code == 201
     mid = "2026-07-15T19:00:00Z"
     assert post(client, raw(modification=1, issued_at=mid, target_kw=500), BEARER).status_code == 201
     assert post(client, raw(modification=2, issued_at=mid, target_kw=500, status="cancelled"), BEARER).json()[
         "outcome"] == "cancelled"
+    assert statuses(engine)[(ID, 2)] == "cancelled"
 
 
 # ------------------------------------------------------------------ item 5: replay

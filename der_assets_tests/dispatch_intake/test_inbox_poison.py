@@ -8,9 +8,12 @@ from der_assets.dispatch.intake.inbox import ingest_inbox
 from der_assets.dispatch.intake.store import Outcome
 
 from ._helpers import body, landed, statuses
+from ._sqlite import sqlite_engine  # noqa: F401 (fixture)
 
 
-def test_a_deeply_nested_file_is_rejected_and_the_rest_are_recorded(engine, tmp_path):
+def test_a_deeply_nested_file_is_rejected_and_the_rest_are_recorded(sqlite_engine, tmp_path):
+    """SQLite only: the webhook test runs the same refusals on both databases."""
+    engine = sqlite_engine
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "01-poison.json").write_bytes(b'{"instruction_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")

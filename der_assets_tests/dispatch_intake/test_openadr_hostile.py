@@ -25,6 +25,7 @@ from der_assets.dispatch.intake.store import latest  # noqa: E402
 from der_assets.warehouse.schema import raw_payloads  # noqa: E402
 
 from ._running import import_demo_registry, in_thread, read_ready, running_vtn, until  # noqa: E402
+from ._sqlite import sqlite_engine  # noqa: E402, F401 (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")]
 
@@ -116,9 +117,8 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def test_an_entity_bearing_message_is_quarantined_and_the_ven_lives_on(engine, isolated_home, tmp_path):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the intake process runs on the data home's SQLite warehouse")
+def test_an_entity_bearing_message_is_quarantined_and_the_ven_lives_on(sqlite_engine, isolated_home, tmp_path):
+    engine = sqlite_engine  # the data home's warehouse, which the `der intake` process opens too
     import_demo_registry(engine, tmp_path)
     port = _free_port()
     poison: list[str] = []
@@ -189,7 +189,8 @@ def _self_signed(folder: Path) -> tuple[str, str, str]:
     return str(folder / "vtn.crt"), str(folder / "vtn.key"), utils.certificate_fingerprint(pem)
 
 
-def test_signed_messages_are_verified_against_the_pinned_fingerprint(engine, tmp_path):
+def test_signed_messages_are_verified_against_the_pinned_fingerprint(sqlite_engine, tmp_path):
+    engine = sqlite_engine
     from der_assets.dispatch.intake.openadr import InstructionVEN
 
     cert, key, fingerprint = _self_signed(tmp_path)

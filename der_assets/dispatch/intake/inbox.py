@@ -6,8 +6,9 @@ was not. Moving is what makes a re-run safe; files are never deleted. Writers sh
 ``name.json.tmp`` and rename, because a file still being written is read as truncated JSON and
 rejected. A file that cannot be read as an instruction for any reason other than the warehouse
 or the folder itself (a poison file: nested thousands deep, a bug it trips) is rejected too, so
-one bad file never blocks the files behind it. Files are taken in name order, so name them so that modifications sort after the
-originals (a stale modification is still recorded correctly, just reported as ``stale``).
+one bad file never blocks the files behind it. Files are taken in name order, so name them so
+that modifications sort after the originals (a stale modification is still recorded correctly,
+just reported as ``stale``).
 """
 
 from __future__ import annotations
