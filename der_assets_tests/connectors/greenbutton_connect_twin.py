@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from der_assets.connectors import greenbutton_connect as gbc
+from der_assets.simulator.faults import FaultPlan
 from der_assets.simulator.hub import ManualClock, TwinHub
 from der_assets.simulator.servers import greenbutton_connect as server
 from der_assets.simulator.servers.runner import serving
@@ -41,10 +42,11 @@ class Twin:
 
 
 @contextlib.contextmanager
-def connect_twin(fleet: pd.DataFrame, start: str, advance_h: float, **app_kw) -> Iterator[Twin]:
+def connect_twin(fleet: pd.DataFrame, start: str, advance_h: float, *, faults: dict | None = None,
+                 **app_kw) -> Iterator[Twin]:
     """A twin started at `start`, moved on `advance_h` hours, its Connect custodian served on 127.0.0.1."""
     clock = ManualClock(pd.Timestamp(start))
-    hub = TwinHub(fleet, start=clock(), clock=clock)
+    hub = TwinHub(fleet, start=clock(), clock=clock, faults=FaultPlan.from_dict(faults) if faults else None)
     clock.advance(hours=advance_h)
     wall = Wall()
     app = server.build_app(hub, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_token=SEED_REFRESH,

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from der_assets.connectors import greenbutton_connect as gbc
+from der_assets.connectors.http import RetryPolicy
 from der_assets.connectors.payloads import RawPayload
 from der_assets.registry.demo import demo_fleet
 from der_assets.simulator.greenbutton import deliver_due_files
-from der_assets.telemetry import parse_payload
+from der_assets.telemetry import ParseError, parse_payload
 from der_assets.telemetry.batch import BatchContext
 from der_assets.telemetry.batch.espi import read_espi
 from der_assets.telemetry.daily import LandedPayload, normalize_day
@@ -177,3 +178,27 @@ def test_one_authorization_per_customer(fleet, tmp_path):
     assert sorted(p.site_id for p in out.payloads) == ["S-00001", "S-00001", "S-00002", "S-00003", "S-00003"]
     # the seed's refresh, Authorization + UsagePoint list per subscription, 3 + 1 + 1 Batch requests
     assert out.requests == 1 + 3 * 2 + 5
+
+
+def test_a_cut_answer_is_kept_for_the_parser_and_a_failing_meter_stays_in_the_round(fleet, tmp_path):
+    """The custodian cuts S-00002's answer in half and answers S-00003 with 503s: the cut body is
+    still a payload (landed, then quarantined by the parser with its reason), S-00003 is a failure
+    and the round stays open for it, so its data is asked for again."""
+    faults = {"seed": 0, "rules": [{"kind": "truncate", "vendor": "greenbutton", "sites": ["S-00002"]},
+                                   {"kind": "http_5xx", "vendor": "greenbutton", "sites": ["S-00003"]}]}
+    with connect_twin(fleet, "2026-07-14T00:00Z", advance_h=24 * 3, faults=faults) as twin:
+        async def go():
+            async with gbc.ConnectClient(twin.settings(tmp_path / "tokens.json"),
+                                         retry=RetryPolicy(attempts=2, base_s=0.01)) as client:
+                return await gbc.pull(client, {}, now=twin.clock(), site_of=meters(fleet).get)
+
+        out = asyncio.run(go())
+    assert sorted(p.site_id for p in out.payloads) == ["S-00001", "S-00002"]
+    cut = next(p for p in out.payloads if p.site_id == "S-00002")
+    with pytest.raises(ParseError, match="malformed or truncated XML"):
+        parse_payload(cut.source, cut.endpoint, cut.content, **cut.parse_kwargs())
+    (failure,) = out.failures
+    assert failure["site_id"] == "S-00003" and "503" in failure["error"]
+    (cursor,) = out.cursors.values()
+    assert out.rounds_finished == 0 and cursor.through is None and cursor.done == frozenset(
+        m for m, s in meters(fleet).items() if s != "S-00003")
