@@ -30,7 +30,8 @@ SECRET_FIELDS = ("api_key", "apikey", "access_token", "refresh_token", "id_token
 _PARAM = re.compile(r"(?i)(?<![A-Za-z0-9_])((?:%s)=)[^&\s\"'#<>]+" % "|".join(map(re.escape, SECRET_PARAMS)))
 _FIELD = re.compile(r"""(?ix)(["']?(?:%s)["']?\s*[:=]\s*["']?)(?:bearer\s+|basic\s+|token\s+)?[^"'\s,;}&]+"""
                     % "|".join(map(re.escape, SECRET_FIELDS)))
-_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+# a bearer/basic credential outside a header: 16+ token characters with a digit ("basic information" stays)
+_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{16,}")
 
 
 def redact(text: str) -> str:

@@ -36,6 +36,8 @@ KEY = CREDS["solaredge_api_key"]
     # what is not a credential stays: run keys, partition keys, the WWW-Authenticate realm
     ("run_key=PJM-1:0:active partition_key=2026-07-15", "run_key=PJM-1:0:active partition_key=2026-07-15"),
     ('WWW-Authenticate: Bearer realm="der-instructions"', 'WWW-Authenticate: Bearer realm="der-instructions"'),
+    ("basic information about the installation", "basic information about the installation"),
+    ("sent Bearer 3f9a0c1d2e4b5a6978 to the gateway", "sent Bearer [REDACTED] to the gateway"),
 ])
 def test_redact(text, expected):
     assert redact(text) == expected
