@@ -263,3 +263,14 @@ def test_nothing_is_read_before_the_headers_pass(served_sqlite, sqlite_engine):
             sock.sendall(f"POST /instructions HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
             status, response = _status_line(sock)  # answered with no body sent at all
         assert status == expected, response
+
+
+def test_an_unreachable_warehouse_is_a_503_not_a_500():
+    from der_assets.dispatch.intake.http import build_app
+
+    down = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+    app = build_app(down, hmac_secret=None, bearer_token=TOKEN)
+    with serving({"intake": app}) as urls, httpx.Client(base_url=urls["intake"], timeout=20) as http:
+        r = post(http, raw(), BEARER)
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert r.json()["error"] == "the warehouse is unreachable; nothing was recorded, send again"

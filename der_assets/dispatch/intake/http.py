@@ -18,7 +18,7 @@ streamed with a hard limit (chunked bodies too): the 413 comes as soon as it is 
 Responses are one-line JSON: 201 {"outcome": new|modified|cancelled, ...}; 200 for duplicate or
 stale; 400 {"error", "field"} for a malformed or impossible instruction (an unknown resource
 among them); 409 for the same (instruction_id, modification) with a different schedule; 401;
-411; 413 for an oversized body.
+411; 413 for an oversized body; 503 when the warehouse cannot be reached (send again).
 
 ``GET /health`` (no credentials, nothing secret in it) answers 200 {"status": "ok", ...} when
 the warehouse answers and 503 when it does not, with the running intake's component health.
@@ -179,6 +179,10 @@ def build_app(
         except DispatchInputError as exc:
             log.warning("webhook rejected: %s", exc)
             return _error(400, str(exc), exc.field)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError) as exc:
+            log.error("webhook could not record (warehouse): %s", type(exc).__name__)
+            return JSONResponse({"error": "the warehouse is unreachable; nothing was recorded, send again",
+                                 "field": None}, status_code=503, headers={"Retry-After": "5"})
         log.info("webhook instruction=%s modification=%s resource=%s outcome=%s", instruction.instruction_id,
                  instruction.modification, instruction.resource_id, outcome.value)
         return JSONResponse(
