@@ -251,12 +251,14 @@ def _atom_entries(content: bytes, what: str) -> list[dict]:
     return out
 
 
-def has_interval_blocks(content: bytes) -> bool:
-    """Whether an answer carries any IntervalBlock entry (an empty feed is nothing new, not a payload)."""
+def answer_kind(content: bytes) -> str:
+    """"data" (an IntervalBlock entry in it), "empty" (nothing new: not a payload) or "unreadable"
+    (not well-formed XML, e.g. cut off: landed for the parser to quarantine, and asked again)."""
     try:
-        return any(e["kind"] == "IntervalBlock" for e in _atom_entries(content, "answer"))
+        entries = _atom_entries(content, "answer")
     except ValueError:
-        return True  # unreadable: land it, and the parser quarantines it with its own message
+        return "unreadable"
+    return "data" if any(e["kind"] == "IntervalBlock" for e in entries) else "empty"
 
 
 def feed_updated(content: bytes) -> Optional[pd.Timestamp]:
@@ -520,20 +522,21 @@ class ConnectClient:
 
     async def batch(self, sub: Subscription, usage_point: str, *, site_id: Optional[str],
                     published_min: Optional[pd.Timestamp], published_max: pd.Timestamp,
-                    tz: Optional[str] = None) -> tuple[Optional[RawPayload], Optional[pd.Timestamp]]:
+                    tz: Optional[str] = None) -> tuple[Optional[RawPayload], Optional[pd.Timestamp], str]:
         """One usage point's Batch answer for [published_min, published_max] ([OpenESPI routes], [Xcel]).
 
-        Returns (the payload, or None when it carries no IntervalBlock; the feed's <updated>).
+        Returns (the payload, or None when it carries no IntervalBlock; the feed's <updated>; answer_kind).
         """
         params = {"published-max": espi_time(published_max)}
         if published_min is not None:
             params["published-min"] = espi_time(published_min)
         got = await self.get(sub.grant_key, sub.batch_uri(usage_point), endpoint=ENDPOINT, site_id=site_id,
                              params=params, window=(published_min, published_max))
-        reached = feed_updated(got.content)
-        if not has_interval_blocks(got.content):
-            return None, reached
-        return RawPayload(got.content, SOURCE, ENDPOINT, site_id, None, None, got.received_at, tz=tz), reached
+        kind = answer_kind(got.content)
+        if kind == "empty":
+            return None, feed_updated(got.content), kind
+        payload = RawPayload(got.content, SOURCE, ENDPOINT, site_id, None, None, got.received_at, tz=tz)
+        return payload, feed_updated(got.content) if kind == "data" else None, kind
 
 
 # ---- cursors and a pull -------------------------------------------------------------------------
@@ -548,20 +551,34 @@ class SubscriptionCursor:
     done: frozenset = frozenset()  # usage points asked in this round
     reached: Optional[pd.Timestamp] = None  # earliest <updated> the custodian answered in this round
     points: tuple = ()  # the subscription's usage points, listed when the round began
+    failed: frozenset = frozenset()  # usage points whose answer failed in this round
+    behind: tuple = ()  # (usage point, its own `through`) for those that failed in an earlier round
 
-    def published_min(self) -> Optional[pd.Timestamp]:
-        return None if self.through is None else self.through + pd.Timedelta(seconds=1)  # bounds are inclusive
+    def published_min(self, point: Optional[str] = None) -> Optional[pd.Timestamp]:
+        """Where a usage point's next ask starts: after its own `through` when it lags, else the subscription's."""
+        lag = dict(self.behind)
+        through = lag[point] if point in lag else self.through
+        return None if through is None else through + pd.Timedelta(seconds=1)  # bounds are inclusive
+
+    def finish(self, end: pd.Timestamp) -> "SubscriptionCursor":
+        """The cursor once every usage point was asked: `through` moves to `end`; one that failed keeps
+        where it was, so it is asked for that again next round (and does not hold the others back)."""
+        lag = dict(self.behind)
+        behind = tuple(sorted((p, lag.get(p, self.through)) for p in self.failed))
+        return SubscriptionCursor(through=end if self.through is None else max(self.through, end), behind=behind)
 
     def to_dict(self) -> dict:
         iso = lambda t: None if t is None else pd.Timestamp(t).isoformat()  # noqa: E731
         return {"through": iso(self.through), "round_max": iso(self.round_max), "done": sorted(self.done),
-                "reached": iso(self.reached), "points": list(self.points)}
+                "reached": iso(self.reached), "points": list(self.points), "failed": sorted(self.failed),
+                "behind": [[p, iso(t)] for p, t in self.behind]}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "SubscriptionCursor":
         ts = lambda v: None if v is None else pd.Timestamp(v).tz_convert("UTC")  # noqa: E731
         return cls(ts(d.get("through")), ts(d.get("round_max")), frozenset(d.get("done") or ()), ts(d.get("reached")),
-                   tuple(d.get("points") or ()))
+                   tuple(d.get("points") or ()), frozenset(d.get("failed") or ()),
+                   tuple((p, ts(t)) for p, t in d.get("behind") or ()))
 
 
 def cursors_from_json(text: Optional[str]) -> dict[str, SubscriptionCursor]:
@@ -594,7 +611,8 @@ async def pull(client: ConnectClient, cursors: Mapping[str, SubscriptionCursor],
     authorization per customer that is three requests a meter and round.
     site_of: usage point id -> site id, or None to leave it alone (no site, or its utility is on
     the inbox). At most `max_requests` requests (the rest of a round waits for the next call).
-    A usage point that fails retryably stays in the round and is asked again next time.
+    A usage point whose answer fails (after the retries) or is cut off lags: the round ends without
+    it, and the next round asks it again from its own `through` (SubscriptionCursor.finish).
     """
     now = pd.Timestamp(as_utc(now)).floor("s")
     out = PullOutcome(cursors=dict(cursors))
@@ -634,7 +652,8 @@ async def pull(client: ConnectClient, cursors: Mapping[str, SubscriptionCursor],
                 except ConnectorError as exc:
                     fail(None, None, exc, authorization=sub.grant_key)
                     continue
-                state = replace(state, round_max=now, done=frozenset(), reached=None, points=tuple(points))
+                state = replace(state, round_max=now, done=frozenset(), reached=None, points=tuple(points),
+                                failed=frozenset())
             pending = False
             for point in state.points:
                 if point in state.done:
@@ -648,23 +667,25 @@ async def pull(client: ConnectClient, cursors: Mapping[str, SubscriptionCursor],
                     pending = True
                     break
                 try:
-                    payload, reached = await client.batch(sub, point, site_id=site, published_min=state.published_min(),
-                                                          published_max=state.round_max, tz=tz_of(site))
+                    payload, reached, kind = await client.batch(
+                        sub, point, site_id=site, published_min=state.published_min(point),
+                        published_max=state.round_max, tz=tz_of(site))
                 except ConnectorError as exc:
                     fail(site, point, exc)
-                    if exc.retryable:
-                        pending = True
-                        continue
-                    state = replace(state, done=state.done | {point})
+                    state = replace(state, done=state.done | {point}, failed=state.failed | {point})
                     continue
                 if payload is not None:
                     out.payloads.append(payload)
+                if kind == "unreadable":
+                    out.failures.append({"source": SOURCE, "site_id": site, "usage_point": point, "error": (
+                        "the answer is not well-formed XML (cut off?): landed as it came, asked again next round")})
+                    state = replace(state, failed=state.failed | {point})
                 if reached is not None and (state.reached is None or reached < state.reached):
                     state = replace(state, reached=reached)
                 state = replace(state, done=state.done | {point})
             if not pending and set(state.points) <= state.done:
-                end = state.round_max if state.reached is None else min(state.round_max, state.reached.floor("s"))
-                state = SubscriptionCursor(through=end if state.through is None else max(state.through, end))
+                state = state.finish(state.round_max if state.reached is None
+                                     else min(state.round_max, state.reached.floor("s")))
                 out.rounds_finished += 1
             out.cursors[sub.resource_uri] = state
     out.failures += [{"source": SOURCE, "site_id": None, "usage_point": None, **f}

@@ -17,6 +17,7 @@ from der_assets.connectors import greenbutton_connect as gbc
 from der_assets.connectors.http import RetryPolicy
 from der_assets.connectors.payloads import RawPayload
 from der_assets.registry.demo import demo_fleet
+from der_assets.simulator.faults import FaultPlan
 from der_assets.simulator.greenbutton import deliver_due_files
 from der_assets.telemetry import ParseError, parse_payload
 from der_assets.telemetry.batch import BatchContext
@@ -180,25 +181,34 @@ def test_one_authorization_per_customer(fleet, tmp_path):
     assert out.requests == 1 + 3 * 2 + 5
 
 
-def test_a_cut_answer_is_kept_for_the_parser_and_a_failing_meter_stays_in_the_round(fleet, tmp_path):
+def test_a_cut_answer_is_kept_for_the_parser_and_failing_meters_are_asked_again(fleet, tmp_path):
     """The custodian cuts S-00002's answer in half and answers S-00003 with 503s: the cut body is
-    still a payload (landed, then quarantined by the parser with its reason), S-00003 is a failure
-    and the round stays open for it, so its data is asked for again."""
+    still a payload (landed, then quarantined by the parser with its reason), both are failures, the
+    round ends without holding S-00001 back, and the next round asks the two for everything again."""
     faults = {"seed": 0, "rules": [{"kind": "truncate", "vendor": "greenbutton", "sites": ["S-00002"]},
                                    {"kind": "http_5xx", "vendor": "greenbutton", "sites": ["S-00003"]}]}
     with connect_twin(fleet, "2026-07-14T00:00Z", advance_h=24 * 3, faults=faults) as twin:
-        async def go():
-            async with gbc.ConnectClient(twin.settings(tmp_path / "tokens.json"),
-                                         retry=RetryPolicy(attempts=2, base_s=0.01)) as client:
-                return await gbc.pull(client, {}, now=twin.clock(), site_of=meters(fleet).get)
+        settings = twin.settings(tmp_path / "tokens.json")
 
-        out = asyncio.run(go())
-    assert sorted(p.site_id for p in out.payloads) == ["S-00001", "S-00002"]
-    cut = next(p for p in out.payloads if p.site_id == "S-00002")
+        async def go(cursors):
+            async with gbc.ConnectClient(settings, retry=RetryPolicy(attempts=2, base_s=0.01)) as client:
+                return await gbc.pull(client, cursors, now=twin.clock(), site_of=meters(fleet).get)
+
+        first = asyncio.run(go({}))
+        twin.hub.faults = FaultPlan()  # the custodian recovers
+        second = asyncio.run(go(gbc.cursors_from_json(gbc.cursors_to_json(first.cursors))))  # as the sensor keeps it
+    assert sorted(p.site_id for p in first.payloads) == ["S-00001", "S-00002"]
+    cut = next(p for p in first.payloads if p.site_id == "S-00002")
     with pytest.raises(ParseError, match="malformed or truncated XML"):
         parse_payload(cut.source, cut.endpoint, cut.content, **cut.parse_kwargs())
-    (failure,) = out.failures
-    assert failure["site_id"] == "S-00003" and "503" in failure["error"]
-    (cursor,) = out.cursors.values()
-    assert out.rounds_finished == 0 and cursor.through is None and cursor.done == frozenset(
-        m for m, s in meters(fleet).items() if s != "S-00003")
+    failed = sorted((f["site_id"], "503" in f["error"]) for f in first.failures)
+    assert failed == [("S-00002", False), ("S-00003", True)]
+    (cursor,) = first.cursors.values()
+    site_of = meters(fleet)
+    assert first.rounds_finished == 1 and cursor.through is not None
+    assert sorted(site_of[p] for p, through in cursor.behind if through is None) == ["S-00002", "S-00003"]
+    # S-00001 has nothing new; the two lagging meters get their whole history
+    assert sorted(p.site_id for p in second.payloads) == ["S-00002", "S-00003"] and not second.failures
+    assert len(_rows(second.payloads)) > 0  # whole answers this time
+    (after,) = second.cursors.values()
+    assert after.behind == () and after.through == cursor.through
