@@ -40,7 +40,9 @@ Incremental pulls: one cursor per subscription (`SubscriptionCursor`). A round a
 point for what was published after the last round's end, up to the round's `published-max`; the
 round ends at the earliest `updated` the custodian answered with (how far its answer reached), so
 a block published later than the custodian's clock at the time is asked for again next round. A
-round spans sensor ticks when the budget of one tick does not cover the fleet.
+round spans sensor ticks when the budget of one tick does not cover the fleet; its Authorization
+and UsagePoint list are read once, when it begins. A usage point whose answer fails or is cut off
+lags on its own: the round ends without it and the next asks it again from where it was.
 
 A usage point is matched to its site by the registry's meter id, as the inbox files are.
 """
