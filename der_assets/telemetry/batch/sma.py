@@ -70,6 +70,10 @@ def _payload_zone(doc: _Set) -> Optional[str]:
 
 def _values(entries: list) -> Optional[np.ndarray]:
     """pvGeneration as float64 (absent or null = NaN), or None when no entry has the field."""
+    try:
+        return np.fromiter(map(_PV, entries), np.float64, len(entries))
+    except (TypeError, ValueError):  # a null or an absent field somewhere
+        pass
     raw = list(map(_PV, entries))
     try:
         return np.array(raw, dtype=np.float64)
@@ -150,9 +154,12 @@ def _localize(naive_s: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray, np.
 def read_measurements(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     """measurements/sets/EnergyAndPowerPv/{period} bodies -> pv_kwh, as parse_measurements reads each."""
     taken, labels, values, interval, zone = [], [], [], [], []
+    zones_ok: dict = {}
     for j, body in enumerate(bodies):
         tz = context.timezones[j]
-        if not zone_ok(tz) or not decodable(body):
+        if tz not in zones_ok:
+            zones_ok[tz] = zone_ok(tz)
+        if not zones_ok[tz] or not decodable(body):
             continue
         try:
             doc = _DECODER.decode(body)
@@ -166,9 +173,6 @@ def read_measurements(bodies: Sequence[bytes], context: BatchContext) -> Batch:
         wh = _values(doc.set)
         if wh is None:
             continue
-        with np.errstate(invalid="ignore"):
-            if not (np.abs(wh[~np.isnan(wh)]) < _EXACT).all():
-                continue
         taken.append(j)
         labels.extend(map(_TIME, doc.set))
         values.append(wh)
@@ -187,6 +191,8 @@ def read_measurements(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     del labels
     bad = np.zeros(n_bodies, dtype=bool)
     bad[body[~strict]] = True
+    with np.errstate(invalid="ignore"):
+        bad |= per_segment(np.abs(wh) >= _EXACT, lengths) > 0  # NaN (null) compares False
     bad |= per_segment(naive % _SLOT_S != 0, lengths) > 0
 
     # localize per zone: first and second pass, ambiguous, nonexistent
