@@ -123,14 +123,16 @@ class _OAuth:
                 cid, _, secret = base64.b64decode(header[6:]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return False
-        return (cid is not None and secret is not None and hmac.compare_digest(cid, self.client_id)
-                and hmac.compare_digest(secret, self.client_secret))
+        return (cid is not None and secret is not None and _same(cid, self.client_id)
+                and _same(secret, self.client_secret))
 
     def issue(self, auth: _Authorization, *, rotate: bool) -> dict:
+        now = self.wall()
+        self.access = {t: held for t, held in self.access.items() if held[1] > now}  # forget expired tokens
         token = secrets.token_hex(24)
         if rotate:
             auth.refresh_token = secrets.token_hex(24)
-        self.access[token] = (auth.auth_id, self.wall() + self.access_ttl_s)
+        self.access[token] = (auth.auth_id, now + self.access_ttl_s)
         return {"access_token": token, "token_type": "Bearer", "expires_in": int(self.access_ttl_s),
                 "refresh_token": auth.refresh_token, "scope": auth.scope}
 
@@ -147,6 +149,11 @@ class _OAuth:
         if auth.status != 1:
             return None, _unauthorized("invalid_token", "the authorization was revoked")
         return auth, None
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings (any characters)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 def _unauthorized(error: str, description: str) -> Response:
@@ -476,7 +483,7 @@ def build_app(hub: TwinHub, *, client_id: str, client_secret: str, refresh_token
                 answer = oauth.issue(auth, rotate=False)
             elif grant == "refresh_token":
                 auth = next((a for a in oauth.authorizations.values()
-                             if hmac.compare_digest(a.refresh_token, str(form.get("refresh_token")))), None)
+                             if _same(a.refresh_token, str(form.get("refresh_token")))), None)
                 if auth is None or auth.status != 1:
                     return JSONResponse({"error": "invalid_grant"}, status_code=400)
                 answer = oauth.issue(auth, rotate=True)
