@@ -92,6 +92,26 @@ def _env(values: dict[str, str]):
                 os.environ[k] = v
 
 
+def main(argv=None) -> int:
+    """Pull (or load) the cached fleet-day and print what it holds as one JSON object."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="the mixed fleet-day benchmarks/normalize.py times, pulled once")
+    ap.add_argument("--template-sites", type=int, default=200)
+    ap.add_argument("--day", default="2026-07-15")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--polls", type=int, default=96)
+    args = ap.parse_args(argv)
+    _, payloads, meta = load_or_pull(args.template_sites, pd.Timestamp(args.day, tz="UTC"), seed=args.seed,
+                                     polls=args.polls, log=lambda m: print(m, file=sys.stderr))
+    mb: dict[str, float] = {}
+    for p in payloads:
+        mb[p.source] = mb.get(p.source, 0.0) + len(p.content) / 1e6
+    print(json.dumps({**meta, "payloads": len(payloads), "mb_by_source": {k: round(v, 2) for k, v in mb.items()}}))
+    return 0
+
+
 def pull_day(template_sites: int, day: pd.Timestamp, *, seed: int, polls: int, log=print):
     from der_assets.registry.demo import demo_fleet
     from der_assets.simulator.hub import ManualClock, TwinHub
@@ -193,3 +213,6 @@ async def _pull_all(hub, clock, registry, day, polls, log) -> list[Pulled]:
             await server.stop()
     return out
 
+
+if __name__ == "__main__":
+    raise SystemExit(main())
