@@ -229,14 +229,24 @@ def _resolve_passes(naive: np.ndarray, seg_rows: np.ndarray, status: np.ndarray,
     descending = down > up
     perm = np.where(descending[seg], first_row[seg] + seg_rows[seg] - 1 - pos, np.arange(n))
     v = naive[perm]  # each segment in the order localize_labels walks it
-    _, rank = np.unique(v, return_inverse=True)
-    key = seg * (int(rank.max()) + 1) + rank  # order within a segment, segments apart
+    # keys that order labels within a segment and keep segments apart: offsets when they fit int64,
+    # else ranks
+    lo = np.full(len(seg_rows), np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(len(seg_rows), np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(lo, seg, v)
+    np.maximum.at(hi, seg, v)
+    width = np.where(seg_rows > 0, hi - lo + 1, 0)
+    if len(width) and float(width.max()) * len(width) < 2.0**62:
+        key = v - lo[seg] + (np.cumsum(width) - width)[seg]
+    else:
+        _, rank = np.unique(v, return_inverse=True)
+        key = seg * (int(rank.max()) + 1) + rank
     prior = np.empty(n, dtype=np.int64)
     prior[0] = -1
     prior[1:] = np.maximum.accumulate(key)[:-1]
     prior[pos == 0] = -1
     went_back = prior > key
-    by = np.lexsort((np.arange(n), key))
+    by = np.argsort(key, kind="stable")
     seen_sorted = np.zeros(n, dtype=bool)
     seen_sorted[1:] = key[by][1:] == key[by][:-1]
     seen = np.empty(n, dtype=bool)
@@ -384,10 +394,12 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
     value = np.concatenate([value[keep], value[summed]])
     quality = np.concatenate([quality[keep], quality[summed]])
     wrong = np.concatenate([wrong[keep], wrong[summed]])
-    order = np.lexsort((start, seg))  # _dedupe sorts each series by its instant
-    seg, start, value, quality, wrong = seg[order], start[order], value[order], quality[order], wrong[order]
+    if summed.any() or not _ascending_within(start, seg):
+        order = np.lexsort((start, seg))  # _dedupe sorts each series by its instant
+        seg, start, value, quality, wrong = seg[order], start[order], value[order], quality[order], wrong[order]
+        del order
     seg_rows = np.bincount(seg, minlength=len(seg_rows))
-    del loc, order, keep, summed, nonexistent
+    del loc, keep, summed, nonexistent
 
     row_interval = seg_interval[seg]
     wrong |= start % (np.minimum(row_interval, 900) * NS) != 0  # off the canonical grid: a schema error
@@ -478,8 +490,16 @@ def _placed(loc: _Local, seg_rows: np.ndarray):
     unread = np.zeros(len(seg_rows), dtype=bool)
     unread[np.unique(seg[loc.status == _UNREAD])] = True
     keep = np.flatnonzero((loc.status == _OK) | (loc.status == _FIRST) | (loc.status == _SECOND))
-    order = keep[np.lexsort((loc.utc[keep], seg[keep]))]
-    return order, np.bincount(seg[keep], minlength=len(seg_rows)), unread
+    if not _ascending_within(loc.utc[keep], seg[keep]):
+        keep = keep[np.lexsort((loc.utc[keep], seg[keep]))]
+    return keep, np.bincount(seg[keep], minlength=len(seg_rows)), unread
+
+
+def _ascending_within(values: np.ndarray, seg: np.ndarray) -> bool:
+    """Every series already in order (a stable sort by (segment, value) would change nothing)."""
+    if len(values) < 2:
+        return True
+    return bool(((np.diff(values) >= 0) | (seg[1:] != seg[:-1])).all())
 
 
 def _counter_intervals(t: np.ndarray, c: np.ndarray, seg_rows: np.ndarray, interval_s: int):
