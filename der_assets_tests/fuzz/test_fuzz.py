@@ -32,7 +32,15 @@ def test_the_corpus_holds_the_reviews_cases():
     assert {e["source"] for e in entries} >= {"enphase", "sonnen", "sunspec", "solaredge", "fronius", "greenbutton"}
 
 
-@pytest.mark.parametrize("path", _corpus(), ids=lambda p: p.stem)
+def _case(path: Path):
+    """A corpus case; one marked "open" is a defect found and not yet fixed: xfail, strict, so the
+    fix shows (remove the mark then)."""
+    entry = json.loads(path.read_text())
+    marks = [pytest.mark.xfail(strict=True, reason=entry["open"])] if entry.get("open") else []
+    return pytest.param(path, marks=marks, id=path.stem)
+
+
+@pytest.mark.parametrize("path", [_case(p) for p in _corpus()])
 def test_a_case_that_once_failed_holds_every_property(path):
     entry = json.loads(path.read_text())
     seed, payload = from_corpus(entry)
