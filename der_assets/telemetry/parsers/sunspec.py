@@ -23,8 +23,10 @@ Quirks handled here:
   differenced through counters; it wraps at 2^32 x 10^WH_SF (unwrapped as a rollover).
   A null WH (the acc32 "0 = not implemented" sentinel, or a null WH_SF) is a missing reading.
 - soc_pct from model 802 SoC, else 713 SoC, else 124 ChaState (% of AhrRtg), at interval end.
-- Battery energy is NOT produced: none of these models has an energy counter, and the sign
-  of 802 W is not verified here [A]. Instantaneous W is not integrated.
+- Battery energy is NOT produced from the standard models: none of them has an energy counter,
+  and the sign of 802 W is not verified here [A]. Instantaneous W is not integrated. A Generac
+  PWRcell adds its vendor model 64259 with lifetime counters (parsers/generac.py): battery_kwh
+  (DC discharge minus charge) and grid_kwh (import minus export) are differenced from those.
 - A single snapshot yields no interval rows (not zeros).
 """
 
@@ -33,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..counters import counter_to_intervals
+from ..counters import combine_net, counter_to_intervals
+from . import generac
 from ._common import Ctx, concat, from_counter, load_json_docs, rows, soc_at_interval_end, to_float, to_int
 
 FORMAT = "der_assets.sunspec_snapshot/1"
@@ -75,7 +78,10 @@ def parse_snapshot(payload: bytes, ctx: Ctx) -> pd.DataFrame:
             if p is not None and p.get(name) is not None:
                 soc = to_float(p[name])
                 break
-        recs.append({"t": t.tz_convert("UTC"), "wh": wh, "wh_sf": wh_sf, "soc": soc})
+        site = next((generac.counters_wh(m.get("registers")) for m in doc["models"]
+                     if isinstance(m, dict) and m.get("id") == generac.MODEL_ID), None) or {}
+        recs.append({"t": t.tz_convert("UTC"), "wh": wh, "wh_sf": wh_sf, "soc": soc,
+                     **{k: site.get(k, np.nan) for k in generac.COUNTERS_WS}})
     df = pd.DataFrame(recs)
     ctx.see_window(df["t"])
     frames = []
@@ -86,6 +92,10 @@ def parse_snapshot(payload: bytes, ctx: Ctx) -> pd.DataFrame:
         rollover = 2.0**32 * 10.0 ** (sfs.pop() if sfs else 0)
         c = counter_to_intervals(df["t"], df["wh"], interval_s=INTERVAL_S, max_gap_s=INTERVAL_S, rollover_at=rollover)
         frames.append(from_counter(ctx, "pv_kwh", c, INTERVAL_S, 1e-3))
+    for channel, (plus, minus) in (("battery_kwh", ("bat_out", "bat_in")), ("grid_kwh", ("net_in", "net_out"))):
+        if df[plus].notna().any() or df[minus].notna().any():
+            a, b = (counter_to_intervals(df["t"], df[k], interval_s=INTERVAL_S, max_gap_s=INTERVAL_S) for k in (plus, minus))
+            frames.append(from_counter(ctx, channel, combine_net(a, b), INTERVAL_S, 1e-3))
     if df["soc"].notna().any():
         s = soc_at_interval_end(df["t"], df["soc"], INTERVAL_S)
         frames.append(rows(ctx, "soc_pct", s["interval_start"], s["energy"], s["quality"], INTERVAL_S))
