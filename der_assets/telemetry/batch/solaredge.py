@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
 from typing import Any, List, Optional, Sequence
-from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 
 from der_assets.telemetry import timeutil
 from der_assets.telemetry.batch import Batch, BatchContext, Part
+from der_assets.telemetry.batch.bodies import decodable, zone_ok
 from der_assets.telemetry.counters import MAX_SPREAD_S
 from der_assets.telemetry.errors import ParseError
 from der_assets.telemetry.parsers._common import EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx, energy_unit_scale
@@ -115,33 +115,6 @@ class _StorageDoc(msgspec.Struct, gc=False):
 _DECODERS = {"energyDetails": msgspec.json.Decoder(_EnergyDoc), "powerDetails": msgspec.json.Decoder(_PowerDoc),
              "storageData": msgspec.json.Decoder(_StorageDoc), "meters": msgspec.json.Decoder(_MetersDoc)}
 _POWER_KW = {"W": 1e-3, "kW": 1.0}  # parse_power_details' units
-
-
-def _decodable(body) -> bool:
-    """load_json's contract: bytes, valid UTF-8 throughout (msgspec does not check skipped fields).
-
-    Numbers need no check: msgspec rounds a number to the nearest double as Python's float() does
-    (load_json's stdlib path for 19+ digits included) and refuses what overflows, as to_float does.
-    """
-    if not isinstance(body, (bytes, bytearray)):
-        return False
-    if body.isascii():
-        return True
-    try:
-        body.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
-def _zone_ok(tz) -> bool:
-    if not isinstance(tz, str) or not tz:
-        return False
-    try:
-        ZoneInfo(tz)
-        return True
-    except (ValueError, KeyError, OSError):
-        return False
 
 
 # ---- site-local labels -> UTC ------------------------------------------------------------
@@ -265,11 +238,14 @@ def _bodies_of(rows_bad: np.ndarray, seg_body: np.ndarray, seg_rows: np.ndarray)
     return np.unique(seg_body[seg])
 
 
-def _time_rule(start: np.ndarray, seg_body: np.ndarray, seg_rows: np.ndarray, ceiling_ns: np.ndarray,
-               n_bodies: int) -> np.ndarray:
-    """Bodies that break the parsers' time rule (parsers/_common.py): an instant before EARLIEST or
-    after received + FUTURE_SLACK (ceiling_ns, per body), or instants of one body more than MAX_SPAN
-    apart. The parser checks the span per meter; per body is stricter, and stricter only costs speed."""
+def _time_rule(start: np.ndarray, seg_body: np.ndarray, seg_rows: np.ndarray, context: BatchContext,
+               taken: list) -> np.ndarray:
+    """Bodies (positions in `taken`) that break the parsers' time rule (parsers/_common.py): an
+    instant before EARLIEST or after received + FUTURE_SLACK, or instants of one body more than
+    MAX_SPAN apart. The parser checks the span per meter; per body is stricter, and stricter only
+    costs speed."""
+    n_bodies = len(taken)
+    ceiling_ns = np.asarray(context.received_ns, dtype=np.int64)[np.asarray(taken, dtype=np.int64)] + FUTURE_SLACK.value
     bad = np.zeros(n_bodies, dtype=bool)
     row_body = np.repeat(seg_body, seg_rows)
     out = (start < EARLIEST.value) | (start > ceiling_ns[row_body])
@@ -291,6 +267,49 @@ def _within_segments(values: np.ndarray, seg_rows: np.ndarray) -> np.ndarray:
     ends = ends[(ends >= 0) & (ends < len(inside))]
     inside[ends] = False
     return inside
+
+
+class _Series:
+    """The series (meters) of many bodies laid end to end, one segment per (body, meter), with
+    their labels and values in payload order; the site zones numbered as they come."""
+
+    def __init__(self) -> None:
+        self.zones: list[str] = []
+        self._zone_index: dict[str, int] = {}
+        self.taken: list[int] = []
+        self.seg_body, self.seg_kind, self.seg_rows, self.seg_interval, self.seg_scale, self.seg_zone = \
+            [], [], [], [], [], []
+        self.labels: list = []
+        self.values: list = []
+
+    def add(self, j: int, tz: str, interval_s: int, scale: float, meters) -> None:
+        """Body j (taken), its meters as (kind, slots with .date and .value)."""
+        z = self._zone_index.get(tz)
+        if z is None:
+            z = self._zone_index[tz] = len(self.zones)
+            self.zones.append(tz)
+        k = len(self.taken)
+        self.taken.append(j)
+        for kind, items in meters:
+            self.seg_body.append(k)
+            self.seg_kind.append(kind)
+            self.seg_rows.append(len(items))
+            self.seg_interval.append(interval_s)
+            self.seg_scale.append(scale)
+            self.seg_zone.append(z)
+            self.labels.extend(map(_GET_DATE, items))
+            self.values.extend(map(_GET_VALUE, items))
+
+    def arrays(self):
+        """(seg_body, seg_kind, seg_rows, seg_interval, seg_scale, value per row, _Local per row);
+        the Python lists are let go."""
+        seg_rows = np.asarray(self.seg_rows, dtype=np.int64)
+        value = np.array(self.values, dtype=np.float64)  # None -> NaN: the parser's missing value
+        loc = _labels_to_utc(self.labels, seg_rows, np.asarray(self.seg_zone, dtype=np.int64), self.zones)
+        self.labels = self.values = None
+        return (np.asarray(self.seg_body, dtype=np.int64), np.asarray(self.seg_kind, dtype=object), seg_rows,
+                np.asarray(self.seg_interval, dtype=np.int64), np.asarray(self.seg_scale, dtype=np.float64), value,
+                loc)
 
 
 # ---- energyDetails / powerDetails --------------------------------------------------------
@@ -322,15 +341,10 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
     base = _MEASURED if endpoint == "energyDetails" else _ESTIMATED
     # a summed repeated slot: split evenly, estimated for energy, suspect for power (the parser's rule)
     summed_quality = _ESTIMATED if endpoint == "energyDetails" else _SUSPECT
-    zones: list[str] = []
-    zone_index: dict[str, int] = {}
-    taken: list[int] = []
-    seg_body, seg_kind, seg_rows, seg_interval, seg_scale, seg_zone = [], [], [], [], [], []
-    labels: list = []
-    values: list = []
+    series = _Series()
     for j, body in enumerate(bodies):
         tz = context.timezones[j]
-        if not _decodable(body) or not _zone_ok(tz):
+        if not decodable(body) or not zone_ok(tz):
             continue
         try:
             block = getattr(decoder.decode(body), endpoint)
@@ -344,35 +358,13 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
             continue
         if sum(t in GRID_METERS for t in types) == 1:
             continue  # "grid needs both Purchased and FeedIn": the parser says so
-        z = zone_index.get(tz)
-        if z is None:
-            z = zone_index[tz] = len(zones)
-            zones.append(tz)
-        interval_s = TIME_UNITS_S[block.timeUnit]
-        k = len(taken)
-        taken.append(j)
-        for meter in block.meters:
-            items = meter.values
-            seg_body.append(k)
-            seg_kind.append(meter.type)
-            seg_rows.append(len(items))
-            seg_interval.append(interval_s)
-            seg_scale.append(scale)
-            seg_zone.append(z)
-            labels.extend(map(_GET_DATE, items))
-            values.extend(map(_GET_VALUE, items))
+        series.add(j, tz, TIME_UNITS_S[block.timeUnit], scale, [(m.type, m.values) for m in block.meters])
     block = None
-    seg_body = np.asarray(seg_body, dtype=np.int64)
-    seg_rows = np.asarray(seg_rows, dtype=np.int64)
-    seg_interval = np.asarray(seg_interval, dtype=np.int64)
-    seg_kind = np.asarray(seg_kind, dtype=object)
-    raw = np.array(values, dtype=np.float64)  # None -> NaN: the parser's missing value
-    del values
-    loc = _labels_to_utc(labels, seg_rows, np.asarray(seg_zone, dtype=np.int64), zones)
-    del labels
+    seg_body, seg_kind, seg_rows, seg_interval, seg_scale, raw, loc = series.arrays()
+    taken = series.taken
     seg = np.repeat(np.arange(len(seg_rows)), seg_rows)
     with np.errstate(over="ignore"):
-        value = raw * np.asarray(seg_scale, dtype=np.float64)[seg]
+        value = raw * seg_scale[seg]
 
     # _slots_to_utc's DST rules: a spring-forward slot is dropped when empty or zero (a value there
     # is a ParseError), a repeated wall time seen once is split over both passes
@@ -381,10 +373,8 @@ def read_details(endpoint: str, bodies: Sequence[bytes], context: BatchContext) 
     wrong = (loc.status == _UNREAD) | (nonexistent & np.isfinite(value) & (value != 0)) | np.isinf(value)
     bad[np.unique(seg_body[seg[wrong]])] = True
     taken_arr = np.asarray(taken, dtype=np.int64)
-    ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
     placed = ~nonexistent & (loc.status != _UNREAD)
-    bad |= _time_rule(loc.utc[placed], seg_body, np.bincount(seg[placed], minlength=len(seg_rows)), ceiling,
-                      len(taken))
+    bad |= _time_rule(loc.utc[placed], seg_body, np.bincount(seg[placed], minlength=len(seg_rows)), context, taken)
     summed = loc.status == _UNKNOWN
     quality = np.where(summed, summed_quality, base).astype(np.int8)
     value = np.where(summed, value / 2.0, value)
@@ -617,7 +607,7 @@ def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     soc: list = []
     for j, body in enumerate(bodies):
         tz = context.timezones[j]
-        if not _decodable(body) or not _zone_ok(tz):
+        if not decodable(body) or not zone_ok(tz):
             continue
         try:
             batteries = decoder.decode(body).storageData.batteries
@@ -653,8 +643,7 @@ def read_storage(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     wrong = _plain_registers(t, [chg, dis], lengths)
     bad[np.unique(row_body[wrong])] = True
     taken_arr = np.asarray(taken, dtype=np.int64)
-    ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
-    bad |= _time_rule(t, np.arange(len(taken)), lengths, ceiling, len(taken))
+    bad |= _time_rule(t, np.arange(len(taken)), lengths, context, taken)
     keep = ~bad[row_body]
     kept = np.flatnonzero(~bad)
     t, chg, dis, pct_kept = t[keep], chg[keep], dis[keep], pct[keep]
@@ -684,15 +673,10 @@ def read_meters(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     """/meters lifetime registers (Wh, one reading per slot, off the quarter-hour grid): pv and
     load per register, grid = Purchased - FeedIn when the site has one of each."""
     decoder = _DECODERS["meters"]
-    zones: list[str] = []
-    zone_index: dict[str, int] = {}
-    taken: list[int] = []
-    seg_body, seg_kind, seg_rows, seg_interval, seg_scale, seg_zone = [], [], [], [], [], []
-    labels: list = []
-    values: list = []
+    series = _Series()
     for j, body in enumerate(bodies):
         tz = context.timezones[j]
-        if not _decodable(body) or not _zone_ok(tz):
+        if not decodable(body) or not zone_ok(tz):
             continue
         try:
             block = decoder.decode(body).meterEnergyDetails
@@ -707,32 +691,10 @@ def read_meters(bodies: Sequence[bytes], context: BatchContext) -> Batch:
         types = [m.meterType for m in block.meters]
         if not set(types) <= KNOWN_METERS or len(set(types)) != len(types):
             continue  # several registers of a type: the parser's pairing by connection
-        z = zone_index.get(tz)
-        if z is None:
-            z = zone_index[tz] = len(zones)
-            zones.append(tz)
-        k = len(taken)
-        taken.append(j)
-        for meter in block.meters:
-            items = meter.values
-            seg_body.append(k)
-            seg_kind.append(meter.meterType)
-            seg_rows.append(len(items))
-            seg_interval.append(TIME_UNITS_S[block.timeUnit])
-            seg_scale.append(scale)
-            seg_zone.append(z)
-            labels.extend(map(_GET_DATE, items))
-            values.extend(map(_GET_VALUE, items))
+        series.add(j, tz, TIME_UNITS_S[block.timeUnit], scale, [(m.meterType, m.values) for m in block.meters])
     block = None
-    seg_body = np.asarray(seg_body, dtype=np.int64)
-    seg_rows = np.asarray(seg_rows, dtype=np.int64)
-    seg_interval = np.asarray(seg_interval, dtype=np.int64)
-    seg_scale = np.asarray(seg_scale, dtype=np.float64)
-    seg_kind = np.asarray(seg_kind, dtype=object)
-    wh = np.array(values, dtype=np.float64)
-    del values
-    loc = _labels_to_utc(labels, seg_rows, np.asarray(seg_zone, dtype=np.int64), zones)
-    del labels
+    seg_body, seg_kind, seg_rows, seg_interval, seg_scale, wh, loc = series.arrays()
+    taken = series.taken
     sel, seg_rows, unread = _placed(loc, seg_rows)
     t, wh = loc.utc[sel], wh[sel]
     del loc, sel
@@ -743,8 +705,7 @@ def read_meters(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     if wrong.any():
         bad[_bodies_of(wrong, seg_body, seg_rows)] = True
     taken_arr = np.asarray(taken, dtype=np.int64)
-    ceiling = context.received_ns[taken_arr] + FUTURE_SLACK.value if len(taken) else np.zeros(0, dtype=np.int64)
-    bad |= _time_rule(t, seg_body, seg_rows, ceiling, len(taken))
+    bad |= _time_rule(t, seg_body, seg_rows, context, taken)
     offsets = np.concatenate([[0], np.cumsum(seg_rows)])
     purchased = np.flatnonzero(seg_kind == "Purchased")
     feed_in = np.flatnonzero(seg_kind == "FeedIn")
