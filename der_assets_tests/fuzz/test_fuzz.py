@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from der_assets.telemetry.parsers.enphase import V4_MANY
 from der_assets.telemetry.schema import empty_frame
 
 from .properties import check, from_corpus, has_fast_path, stated_instants, unsupported
@@ -19,7 +20,7 @@ from .run import run
 from .seeds import all_seeds
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
-SHORT_RUN_CASES = 80  # about 4 s here; `make fuzz` runs 20,000
+SHORT_RUN_CASES = 50  # 3-5 s here; `make fuzz` runs 20,000
 
 
 def _corpus():
@@ -44,7 +45,10 @@ def _case(path: Path):
 def test_a_case_that_once_failed_holds_every_property(path):
     entry = json.loads(path.read_text())
     seed, payload = from_corpus(entry)
-    verdict = check(seed, payload, time_limit_s=20, agree=has_fast_path(seed))
+    # both fleet-day paths for a case that once split them and for Enphase v4 (parse_v4_many is this suite's
+    # own fast path); the batch readers' agreement on every source is the short run's and make fuzz's
+    agree = has_fast_path(seed) and ("disagree" in entry["why"] or seed.endpoint in V4_MANY)
+    verdict = check(seed, payload, time_limit_s=20, agree=agree)
     assert not verdict.failed, f"{entry['why']} -> now: {verdict.why()}"
 
 
