@@ -27,7 +27,9 @@ is left to that parser, which reads it or says why not:
   without an intervalLength of 300/900/3600 s;
 - a reading whose duration is not its ReadingType's intervalLength (another reading length
   is the one-body parser's to place), a reading outside its block's interval, two readings of
-  one interval in a series, a series without readings, a start outside [0, 4e9) s.
+  one interval in a series, a series without readings, a start off the 15-minute grid (5-minute
+  for 300 s), a start the time rule refuses (before 2000, after received_at + 1 day, a series
+  spanning over 400 days).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import pandas as pd
 from der_assets.telemetry.batch import Batch, BatchContext, Part
 from der_assets.telemetry.errors import ParseError
 from der_assets.telemetry.parsers import greenbutton as one_body
-from der_assets.telemetry.parsers._common import Ctx
+from der_assets.telemetry.parsers._common import EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx
 from der_assets.telemetry.schema import QUALITY_CODE
 
 _MEASURED, _ESTIMATED, _MISSING, _SUSPECT = (QUALITY_CODE[q] for q in ("measured", "estimated", "missing", "suspect"))
@@ -149,7 +151,7 @@ def _series_arrays(found: list, block_start, block_dur, interval_s: int):
     return start, value, quality
 
 
-def _read_one(body: bytes, ctx: Ctx):
+def _read_one(body: bytes, ctx: Ctx, received_ns: int):
     """(start_ns, value kWh, quality code, interval_s) of one body, or raises _Doubtful."""
     if not isinstance(body, (bytes, bytearray)) or any(r in body for r in _REFUSED) or body[:2] in _BOMS:
         raise _Doubtful("format")
@@ -182,7 +184,9 @@ def _read_one(body: bytes, ctx: Ctx):
     used_types: set[int] = set()
     for mr in (e for e in entries if e["kind"] == "MeterReading"):
         rt = next((by_self[h] for h in mr["related"] if h in by_self and by_self[h]["kind"] == "ReadingType"), None)
-        mine = [k for k, b in enumerate(blocks) if b["self"] in mr["related"] or b["up"] in mr["related"]]
+        own = f"{mr['self'].rstrip('/')}/IntervalBlock" if mr["self"] else None  # the parser's own-collection link
+        mine = [k for k, b in enumerate(blocks) if b["self"] in mr["related"] or b["up"] in mr["related"]
+                or (own is not None and b["up"] == own)]
         if not mine:
             continue
         if rt is None or id(rt["res"]) in used_types:
@@ -207,6 +211,11 @@ def _read_one(body: bytes, ctx: Ctx):
         start = start[order]
         if (np.diff(start) <= 0).any():
             raise _Doubtful("two readings of one interval")
+        if start[-1] - start[0] > MAX_SPAN.value // 10**9 or start[0] * 10**9 < EARLIEST.value \
+                or start[-1] * 10**9 > received_ns + FUTURE_SLACK.value:
+            raise _Doubtful("the time rule")  # the parser names the instant it refuses
+        if (start % min(interval_s, 900)).any():
+            raise _Doubtful("off the grid")  # the canonical schema's grid_aligned refuses it
         energy = np.concatenate([p[1] for p in parts])[order].astype(np.float64) * info["kwh_per_unit"]
         quality = np.concatenate([p[2] for p in parts])[order]
         by_direction[info["direction"]] = (start, energy, quality, interval_s)
@@ -248,7 +257,7 @@ def read_espi(bodies: Sequence[bytes], context: BatchContext) -> Batch:
     for j, body in enumerate(bodies):
         ctx = Ctx(source="ami", endpoint="espi", site_id=str(context.site_ids[j]), received_at=_NO_TIME)
         try:
-            start_ns, value, quality, interval_s = _read_one(body, ctx)
+            start_ns, value, quality, interval_s = _read_one(body, ctx, int(context.received_ns[j]))
         except (_Doubtful, ParseError, KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
                 RecursionError):
             continue  # the one-body parser reads it or says why not
