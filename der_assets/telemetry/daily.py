@@ -176,15 +176,25 @@ def expected_series(registry: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
 def assign_devices(rows: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
     """Give each parsed row its registry device: PV to the site's inverter, battery and SoC to its
     battery; grid and load stay on the site (the meter at the grid connection)."""
-    if rows.empty:
-        return rows
+    return device_assigner(registry)(rows)
+
+
+def device_assigner(registry: pd.DataFrame):
+    """assign_devices for one registry with its lookup built once: normalize_day assigns each of a
+    day's thousands of poll logs, and building the lookup per log made that quadratic in fleet size."""
     devices = registry[registry["device_type"].isin(list(DEVICE_CHANNELS))]
     by_type = devices.set_index(["site_id", "device_type"])["device_id"]
     by_type = by_type[~by_type.index.duplicated()]
-    kind = rows["channel"].map({"pv_kwh": "pv_inverter", "battery_kwh": "battery", "soc_pct": "battery"})
-    keys = pd.MultiIndex.from_arrays([rows["site_id"], kind])
-    mapped = pd.Series(by_type.reindex(keys).to_numpy(), index=rows.index)
-    return rows.assign(device_id=mapped.fillna(rows["site_id"]))
+
+    def assign(rows: pd.DataFrame) -> pd.DataFrame:
+        if rows.empty:
+            return rows
+        kind = rows["channel"].map({"pv_kwh": "pv_inverter", "battery_kwh": "battery", "soc_pct": "battery"})
+        keys = pd.MultiIndex.from_arrays([rows["site_id"], kind])
+        mapped = pd.Series(by_type.reindex(keys).to_numpy(), index=rows.index)
+        return rows.assign(device_id=mapped.fillna(rows["site_id"]))
+
+    return assign
 
 
 def _device_lookup(registry: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -314,9 +324,10 @@ def normalize_day(
     singly.sort(key=lambda kp: kp[0])
     frames, quarantined, parsed_singly = _parse_singly(singly, registry, len(payloads))
     parsed.extend(parsed_singly)
+    assign = device_assigner(registry)
     for order, frame in frames:
         if len(frame):
-            blocks.append(RowBlock.from_frame(assign_devices(frame, registry), keys, order))
+            blocks.append(RowBlock.from_frame(assign(frame), keys, order))
     day = complete_day(blocks, keys, expected_series(registry, sources), day_start=day_start, day_end=day_end,
                        believed_at=believed_at, nameplate_kw=_nameplates(registry))
     other = other_length_items(other_length_reports(blocks, keys, day, day_start=day_start, day_end=day_end))
