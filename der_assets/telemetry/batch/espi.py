@@ -1,7 +1,9 @@
 """Green Button ESPI bodies (the AMI inbox files, landed as source greenbutton, endpoint espi) read in bulk.
 
 Why: a fleet-day holds one ESPI file per meter, and the one-body parser (parsers/greenbutton.py)
-builds a DataFrame per IntervalBlock; read that way a 10,000-meter day takes minutes.
+builds DataFrames per IntervalBlock: benchmarks/normalize.py measured a 2,000-meter day at 314 s
+that way (100 times a bare XML parse of the same files, on a loaded 2-core machine), and the
+10,000-meter day at 16 s through this reader (1.8 times the bare parse).
 
 How: an ESPI file is mostly IntervalReadings. Each IntervalBlock's content is matched by a
 strict pattern of the usual shape (an optional <interval>, then IntervalReadings of cost?,
