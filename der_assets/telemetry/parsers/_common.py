@@ -220,6 +220,8 @@ def to_int(x: Any, what: str) -> int:
     Booleans, fractions and words are errors (int(True) would read 1, int(1.9) 1)."""
     if isinstance(x, str) and x.strip().lstrip("+-").isdigit():
         return int(x.strip())
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+        return int(x)
     v = to_float(x) if x is not None else None
     if v is None or not np.isfinite(v) or v != int(v) or isinstance(x, str):
         raise ValueError(f"{what} {x!r} is not a whole number")
