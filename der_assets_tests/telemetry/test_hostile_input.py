@@ -370,3 +370,10 @@ def test_a_conflicting_duplicate_reaches_the_review_queue_on_both_fleet_day_path
         items = result.review[result.review["issue"] == "suspect_value"]
         assert items[["channel", "n_intervals"]].values.tolist() == [["pv_kwh", 2]]
         assert items["first_interval"].iloc[0] == pd.Timestamp("2026-07-15T16:15Z")  # 12:15 EDT
+
+
+def test_an_xml_declaration_naming_an_unknown_encoding_is_a_parse_error():
+    # make fuzz found it: one flipped byte in encoding="UTF-8" raised LookupError out of parse_payload
+    feed = b'<?xml version="1.0" encoding="rTF-8"?>' + espi_feed([(DAY_S, 900, 100)])
+    with pytest.raises(ParseError, match="encoding"):
+        hostile("greenbutton", "espi", feed)

@@ -102,6 +102,8 @@ def _parse_xml(payload: bytes, ctx: Ctx) -> Element:
         ctx.fail(f"unsafe XML refused ({type(exc).__name__})")
     except XMLSyntaxError as exc:
         ctx.fail(f"malformed or truncated XML: {exc}")
+    except LookupError as exc:  # <?xml encoding="rTF-8"?>: expat asks the codec registry, which has none
+        ctx.fail(f"XML declares an encoding Python does not know ({exc})")
 
 
 def _entries(root: Element) -> List[dict]:
@@ -328,7 +330,7 @@ def usage_point_ids(payload: bytes) -> List[str]:
     """
     try:
         root = SafeET.fromstring(payload, forbid_dtd=True)
-    except (DefusedXmlException, XMLSyntaxError):
+    except (DefusedXmlException, XMLSyntaxError, LookupError):
         return []
     return [e["self"].rstrip("/").rsplit("/", 1)[-1] for e in _entries(root)
             if e["kind"] == "UsagePoint" and e["self"]]
