@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from .mutations import apply, cases
-from .properties import check, corpus_entry, dumps, has_fast_path
+from .properties import Verdict, check, corpus_entry, dumps, has_fast_path
 from .seeds import all_seeds
 
 
@@ -62,7 +62,10 @@ def run(n_cases: int, *, seed: int = 17, agree_every: int = 10, time_limit_s: fl
         s = by_name[name]
         payload = apply(s, ops, raw_ops)
         agree = agree_every > 0 and has_fast_path(s) and stats["cases"] % agree_every == 0
-        verdict = check(s, payload, time_limit_s=time_limit_s, agree=agree)
+        try:
+            verdict = check(s, payload, time_limit_s=time_limit_s, agree=agree)
+        except Exception as exc:  # noqa: BLE001 - a bug in the judge must not cost the run its figures
+            verdict = Verdict("unhandled", 0.0, error=f"oracle: {type(exc).__name__}: {exc}"[:300])
         stats["cases"] += 1
         stats[key[verdict.outcome]] += 1
         stats["non_finite_values"] += verdict.non_finite
