@@ -26,7 +26,7 @@ ASSETS_QUERY = """
 
 CHECK_QUERY = """
 query ($name: String!) {
-  assetCheckExecutions(assetKey: {path: ["asset_registry"]}, checkName: $name, limit: 1) {
+  assetCheckExecutions(assetKey: {path: ["asset_registry"]}, checkName: $name, limit: 20) {
     runId status evaluation { success }
   }
 }
@@ -102,7 +102,9 @@ def test_ui_serves_registry_asset_and_checks(der_dev):
             break
         time.sleep(2)
     assert status == "SUCCESS"
-    execution = _graphql(port, CHECK_QUERY, {"name": "meter_point_present"})["assetCheckExecutions"][0]
+    # this run's execution: the registry automation may have started another run since (still in progress)
+    executions = _graphql(port, CHECK_QUERY, {"name": "meter_point_present"})["assetCheckExecutions"]
+    execution = next(e for e in executions if e["runId"] == run_id)
     assert execution["evaluation"]["success"] is True
 
 
