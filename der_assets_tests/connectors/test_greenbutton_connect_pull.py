@@ -71,7 +71,8 @@ def test_connect_pull_gives_the_same_rows_as_the_inbox_file_of_the_same_days(fle
     # meter_intervals' fleet-day path (the bulk ESPI reader) takes the Connect answers whole and agrees
     batch = read_espi([p.content for p in out.payloads],
                       BatchContext(site_ids=[p.site_id for p in out.payloads], timezones=[p.tz for p in out.payloads],
-                                   received_ns=np.zeros(len(out.payloads), dtype=np.int64)))
+                                   received_ns=np.array([pd.Timestamp(p.received_at).value for p in out.payloads],
+                                                        dtype=np.int64)))
     assert sorted(batch.taken.tolist()) == list(range(len(out.payloads)))
     day = pd.Timestamp("2026-11-01T00:00Z")
     by_day = [normalize_day([LandedPayload(i, p.source, p.endpoint, p.site_id, pd.Timestamp(p.received_at), p.content)
