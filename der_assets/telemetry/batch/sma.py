@@ -27,7 +27,7 @@ import pandas as pd
 from der_assets.telemetry.batch import Batch, BatchContext, Part
 from der_assets.telemetry.batch.bodies import decodable, per_segment, segment_of_rows, zone_ok
 from der_assets.telemetry.parsers._common import EARLIEST, FUTURE_SLACK, MAX_SPAN
-from der_assets.telemetry.parsers.enphase import _spikes as segment_spikes  # spike_mask per body
+from der_assets.telemetry.parsers._common import spike_mask_per_segment as segment_spikes
 from der_assets.telemetry.parsers.sma import RESOLUTION_S
 from der_assets.telemetry.schema import QUALITY_CODE
 

@@ -38,7 +38,7 @@ from der_assets.telemetry.batch.bodies import decodable, zone_ok
 from der_assets.telemetry.counters import MAX_SPREAD_S
 from der_assets.telemetry.errors import ParseError
 from der_assets.telemetry.parsers._common import EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx, energy_unit_scale
-from der_assets.telemetry.parsers.enphase import _spikes as segment_spikes  # spike_mask per segment
+from der_assets.telemetry.parsers._common import spike_mask_per_segment as segment_spikes
 from der_assets.telemetry.parsers.solaredge import (ENERGY_METERS, GRID_METERS, KNOWN_METERS, LABEL_FMT,
                                                     TELEMETRY_S, TIME_UNITS_S)
 from der_assets.telemetry.schema import QUALITY_CODE

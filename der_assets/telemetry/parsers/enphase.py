@@ -63,7 +63,7 @@ from .. import timeutil
 from ..counters import combine_net, counter_to_intervals
 from ..schema import QUALITY_CODE
 from ._common import (EARLIEST, FUTURE_SLACK, MAX_SPAN, Ctx, concat, epoch_times, floats, from_counter, is_number,
-                      load_json, load_json_docs, over_nameplate, rows, spike_mask, to_float, to_int, to_text)
+                      load_json, load_json_docs, over_nameplate, rows, spike_mask, spike_mask_per_segment, to_float, to_int, to_text)
 
 # ---- cloud v4 -------------------------------------------------------------------------
 
@@ -462,7 +462,7 @@ def parse_v4_many(endpoint: str, bodies: Sequence[bytes], received_ns: Optional[
         chans = {"battery_kwh": (batt, _quality(batt, None)), "soc_pct": (soc, soc_q)}
     else:
         kwh = columns[0]  # still Wh here: spike_mask reads Wh
-        suspect = _spikes(kwh, lengths)
+        suspect = spike_mask_per_segment(kwh, lengths)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         for k, part in enumerate(partial):
             if part is not None:
@@ -487,37 +487,6 @@ def _quality(value: np.ndarray, suspect: Optional[np.ndarray]) -> np.ndarray:
         q[suspect] = _SUSPECT
     q[np.isnan(value)] = _MISSING
     return q
-
-
-def _spikes(wh: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """spike_mask per body. A sorted-row estimate of each body's 90th percentile finds the only
-    bodies that could hold a spike; spike_mask itself decides for those."""
-    out = np.zeros(len(wh), dtype=bool)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    for n in np.unique(lengths):
-        if n < 12:
-            continue
-        bodies_n = np.flatnonzero(lengths == n)
-        if len(bodies_n) == len(lengths):  # every body the same length: a view, no copy
-            m = wh.reshape(len(lengths), n)
-        else:
-            m = wh[offsets[bodies_n][:, None] + np.arange(n)]
-        with np.errstate(invalid="ignore"):
-            srt = np.where(m > 0, m, np.inf)  # NaN > 0 is False
-        srt.sort(axis=1)
-        k = np.isfinite(srt).sum(axis=1)
-        r = np.flatnonzero(k >= 12)
-        if not len(r):
-            continue
-        at = 0.9 * (k[r] - 1)
-        lo = np.floor(at).astype(np.int64)
-        hi = np.minimum(lo + 1, k[r] - 1)
-        p90 = srt[r, lo] + (srt[r, hi] - srt[r, lo]) * (at - lo)
-        top = srt[r, k[r] - 1]
-        for row in r[top > 10.0 * p90 * (1 - 1e-9)]:
-            body = bodies_n[row]
-            out[offsets[body]:offsets[body + 1]] = spike_mask(m[row])
-    return out
 
 
 # ---- IQ Gateway (local) -----------------------------------------------------------------
