@@ -11,7 +11,9 @@ from der_assets.errors import UserError, ValidationFailed
 
 
 @cli.command("normalize")
-@click.option("--source", required=True, help="solaredge, enphase, sma, sonnen, fronius or greenbutton.")
+@click.option("--source", required=True,
+              help="solaredge, enphase, sma, sonnen, fronius, sunspec, generac, greenbutton or utility_csv "
+                   "(whose endpoint is the layout, e.g. sce).")
 @click.option("--endpoint", required=True, help="The vendor's own name for the call, e.g. energyDetails.")
 @click.option("--tz", default=None, help="The site's IANA time zone, for vendors that send local time.")
 @click.option("--site-id", default="unknown", show_default=True)
